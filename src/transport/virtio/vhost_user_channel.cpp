@@ -22,9 +22,8 @@ namespace {
 // Room for one more fd than a message may carry, so an oversized batch is seen as such instead
 // of as MSG_CTRUNC of a legal one.
 constexpr std::size_t control_fds = max_fds_per_message + 1;
-union ControlBuffer {
-  char bytes[CMSG_SPACE(sizeof(int) * control_fds)];
-  cmsghdr align;
+struct ControlBuffer {
+  alignas(cmsghdr) char bytes[CMSG_SPACE(sizeof(int) * control_fds)];
 };
 
 }  // namespace
