@@ -1,0 +1,150 @@
+// The /dev/fuse channel: one device fd, one request buffer, one reply buffer.
+//
+// Layer: transport::fusedev. Channel::receive() reads exactly one request per read(2) into a
+// buffer it reuses for the whole session and hands out a Reader over those bytes; writer() hands
+// out a Writer that appends the reply payload into the channel's reply buffer, and commit() sends
+// header + payload with ONE writev, as the kernel requires (one write = one whole message).
+// Reader and Writer model api::RequestReader / api::ReplyWriter (fusedev::Transport names them
+// for Server<Transport, Fs>) and the zero-copy interfaces: file data moves with one pwrite from
+// the request buffer / one pread into the reply buffer. Nothing allocates after construction.
+//
+// Threading: a Channel, and the Reader/Writer it hands out, belong to one worker thread; they
+// are valid until the next receive()/writer() on that channel. DeviceNotifier and
+// DeviceBackingFiles only issue single system calls on the fd and are thread-safe.
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <fuse_backend/abi/kernel.hpp>
+#include <fuse_backend/api/backing.hpp>
+#include <fuse_backend/api/notifier.hpp>
+#include <fuse_backend/api/transport.hpp>
+#include <fuse_backend/api/zero_copy.hpp>
+#include <fuse_backend/detail/unique_fd.hpp>
+#include <fuse_backend/result.hpp>
+
+namespace fuse_backend::transport::fusedev {
+
+// The kernel refuses reads into buffers smaller than this (FUSE_MIN_READ_BUFFER).
+inline constexpr std::size_t min_read_buffer = 8192;
+
+// The bytes of one request, read front to back.
+class Reader final : public api::ZeroCopyReader {
+ public:
+  Reader() noexcept = default;
+  Reader(std::span<const std::byte> request, api::BackingFiles* backing) noexcept
+      : data_(request), backing_(backing) {}
+
+  std::size_t remaining() const noexcept override { return data_.size(); }
+  void limit(std::size_t count) noexcept {
+    if (count < data_.size()) data_ = data_.first(count);
+  }
+  // Contiguous already: a view into the request buffer, no bounce copy.
+  std::span<const std::byte> read_bytes(std::size_t count) noexcept {
+    if (count > data_.size()) return {};
+    auto bytes = data_.first(count);
+    data_ = data_.subspan(count);
+    return bytes;
+  }
+  bool skip(std::size_t count) noexcept { return !read_bytes(count).empty() || count == 0; }
+  api::BackingFiles* backing_files() noexcept { return backing_; }
+
+  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override;
+  std::size_t read(std::span<std::byte> out) noexcept override;
+
+ private:
+  std::span<const std::byte> data_;
+  api::BackingFiles* backing_ = nullptr;
+};
+
+// The reply to one request: payload appended into the channel's reply buffer.
+class Writer final : public api::ZeroCopyWriter {
+ public:
+  Writer() noexcept = default;
+  Writer(int fd, std::span<std::byte> payload_buffer) noexcept : fd_(fd), buffer_(payload_buffer) {}
+
+  std::size_t written() const noexcept { return used_; }
+  std::size_t available() const noexcept override { return buffer_.size() - used_; }
+  bool append(std::span<const std::byte> bytes) noexcept {
+    if (bytes.size() > available()) return false;
+    (void)write(bytes);
+    return true;
+  }
+  void discard() noexcept { used_ = 0; }
+  // One writev of `header` and the payload. ENOENT from the kernel means the request is gone
+  // (it was interrupted and the kernel no longer waits for it); ENODEV that it was unmounted.
+  Result<void> commit(const abi::out_header& header) noexcept;
+
+  Result<std::size_t> write_from(int fd, std::size_t count, std::uint64_t offset) noexcept override;
+  std::size_t write(std::span<const std::byte> in) noexcept override;
+
+ private:
+  int fd_ = -1;
+  std::span<std::byte> buffer_;
+  std::size_t used_ = 0;
+};
+
+// What Server<Transport, Fs> is instantiated with for /dev/fuse.
+struct Transport {
+  using Reader = fusedev::Reader;
+  using Writer = fusedev::Writer;
+};
+static_assert(api::Transport<Transport>);
+
+// Notifications: one writev of the whole message on the device fd.
+class DeviceNotifier final : public api::Notifier {
+ public:
+  explicit DeviceNotifier(int fd) noexcept : fd_(fd) {}
+  Result<void> send(std::span<const iovec> message) noexcept override;
+
+ private:
+  int fd_;
+};
+
+// Passthrough backing files via FUSE_DEV_IOC_BACKING_OPEN / _CLOSE on the device fd. Needs
+// CAP_SYS_ADMIN in the initial user namespace and abi::init_flags::passthrough negotiated.
+class DeviceBackingFiles final : public api::BackingFiles {
+ public:
+  explicit DeviceBackingFiles(int fd) noexcept : fd_(fd) {}
+  Result<std::int32_t> open(int fd) noexcept override;
+  Result<void> close(std::int32_t backing_id) noexcept override;
+
+ private:
+  int fd_;
+};
+
+class Channel {
+ public:
+  // A channel on `fd`, borrowed (the Session's fd) with buffers of `buffer_size` bytes each
+  // (raised to min_read_buffer). Allocates its buffers here, once.
+  Channel(int fd, std::size_t buffer_size);
+  // A channel on a new fd cloned from `session_fd` (FUSE_DEV_IOC_CLONE): requests are then
+  // spread over the clones, and each reply must go out on the fd its request came from.
+  static Result<Channel> clone(int session_fd, std::size_t buffer_size);
+
+  int fd() const noexcept { return fd_; }
+
+  // Reads one request. ENOENT (the request was interrupted before we read it) and EINTR are
+  // retried here; EAGAIN (a non-blocking fd with nothing queued) and ENODEV (unmounted) are
+  // returned, as is anything else. The Reader is valid until the next receive().
+  Result<Reader> receive(api::BackingFiles* backing) noexcept;
+  // A fresh writer over the reply buffer, valid until the next writer().
+  Writer writer() noexcept;
+
+ private:
+  Channel(detail::UniqueFd owned, std::size_t buffer_size);
+
+  detail::UniqueFd owned_;
+  int fd_;
+  std::vector<std::byte> request_;
+  std::vector<std::byte> reply_;
+};
+
+}  // namespace fuse_backend::transport::fusedev

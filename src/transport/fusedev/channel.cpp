@@ -1,0 +1,108 @@
+// The /dev/fuse channel: request reads, one-writev replies, notifications, backing-file ioctls.
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <fuse_backend/transport/fusedev/channel.hpp>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include <fuse_backend/detail/syscall.hpp>
+
+namespace fuse_backend::transport::fusedev {
+
+Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t offset) noexcept {
+  const std::size_t n = std::min(count, data_.size());
+  if (n == 0) return std::size_t{0};
+  auto written = detail::syscall_result<std::size_t>(
+      [&] { return ::pwrite(fd, data_.data(), n, static_cast<off_t>(offset)); });
+  if (written) data_ = data_.subspan(*written);
+  return written;
+}
+
+std::size_t Reader::read(std::span<std::byte> out) noexcept {
+  const std::size_t n = std::min(out.size(), data_.size());
+  if (n != 0) std::memcpy(out.data(), data_.data(), n);
+  data_ = data_.subspan(n);
+  return n;
+}
+
+Result<void> Writer::commit(const abi::out_header& header) noexcept {
+  std::array<iovec, 2> iov{{{const_cast<abi::out_header*>(&header), sizeof(header)},
+                            {buffer_.data(), used_}}};
+  const int count = used_ == 0 ? 1 : 2;
+  return detail::syscall_void([&] { return ::writev(fd_, iov.data(), count); });
+}
+
+Result<std::size_t> Writer::write_from(int fd, std::size_t count, std::uint64_t offset) noexcept {
+  const std::size_t n = std::min(count, available());
+  if (n == 0) return std::size_t{0};
+  auto got = detail::syscall_result<std::size_t>(
+      [&] { return ::pread(fd, buffer_.data() + used_, n, static_cast<off_t>(offset)); });
+  if (got) used_ += *got;
+  return got;
+}
+
+std::size_t Writer::write(std::span<const std::byte> in) noexcept {
+  const std::size_t n = std::min(in.size(), available());
+  if (n != 0) std::memcpy(buffer_.data() + used_, in.data(), n);
+  used_ += n;
+  return n;
+}
+
+Result<void> DeviceNotifier::send(std::span<const iovec> message) noexcept {
+  if (message.empty() || message.size() > IOV_MAX) return fail(std::errc::invalid_argument);
+  return detail::syscall_void(
+      [&] { return ::writev(fd_, message.data(), static_cast<int>(message.size())); });
+}
+
+Result<std::int32_t> DeviceBackingFiles::open(int fd) noexcept {
+  abi::backing_map map{};
+  map.fd = fd;
+  return detail::syscall_result<std::int32_t>(
+      [&] { return ::ioctl(fd_, abi::dev_ioc_backing_open, &map); });
+}
+
+Result<void> DeviceBackingFiles::close(std::int32_t backing_id) noexcept {
+  return detail::syscall_void([&] { return ::ioctl(fd_, abi::dev_ioc_backing_close, &backing_id); });
+}
+
+Channel::Channel(int fd, std::size_t buffer_size)
+    : fd_(fd),
+      request_(std::max(buffer_size, min_read_buffer)),
+      reply_(std::max(buffer_size, min_read_buffer)) {}
+
+Channel::Channel(detail::UniqueFd owned, std::size_t buffer_size) : Channel(owned.get(), buffer_size) {
+  owned_ = std::move(owned);
+}
+
+Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size) {
+  auto opened = detail::syscall_result<int>([] { return ::open("/dev/fuse", O_RDWR | O_CLOEXEC); });
+  if (!opened) return fail(opened.error());
+  detail::UniqueFd fd(*opened);
+  auto source = static_cast<std::uint32_t>(session_fd);
+  if (auto cloned = detail::syscall_void([&] { return ::ioctl(fd.get(), abi::dev_ioc_clone, &source); });
+      !cloned) {
+    return fail(cloned.error());
+  }
+  return Channel(std::move(fd), buffer_size);
+}
+
+Result<Reader> Channel::receive(api::BackingFiles* backing) noexcept {
+  for (;;) {
+    auto got = detail::syscall_result<std::size_t>(
+        [&] { return ::read(fd_, request_.data(), request_.size()); });
+    if (got) return Reader(std::span<const std::byte>(request_.data(), *got), backing);
+    // ENOENT: the request was interrupted and dropped between poll and read; take the next.
+    if (got.error() != std::errc::no_such_file_or_directory) return fail(got.error());
+  }
+}
+
+Writer Channel::writer() noexcept { return Writer(fd_, std::span<std::byte>(reply_)); }
+
+}  // namespace fuse_backend::transport::fusedev
