@@ -1,0 +1,81 @@
+// InflightRequests: which requests are being handled right now, so FUSE_INTERRUPT can reach them.
+//
+// Layer: api/detail. A fixed table of slots (no allocation, lock-free): a handler claims a slot
+// for its request id for the duration of the call; INTERRUPT marks the slot holding the target id,
+// and the handler sees it through Context::interrupted(). When every slot is taken the request
+// runs untracked (an interrupt for it is then ignored, which the protocol permits: interrupts are
+// advisory). Thread-safe.
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace fuse_backend::api::detail {
+
+class InflightRequests {
+ public:
+  static constexpr std::size_t capacity = 256;
+
+  struct Slot {
+    std::atomic<std::uint64_t> unique{0};
+    std::atomic<bool> interrupted{false};
+  };
+
+  // RAII claim of one slot; `flag()` is null when the request is untracked.
+  class Claim {
+   public:
+    Claim(InflightRequests& table, std::uint64_t unique) noexcept : slot_(table.claim(unique)) {}
+    Claim(const Claim&) = delete;
+    Claim& operator=(const Claim&) = delete;
+    ~Claim() {
+      if (slot_ != nullptr) {
+        slot_->interrupted.store(false, std::memory_order_relaxed);
+        slot_->unique.store(0, std::memory_order_release);
+      }
+    }
+    const std::atomic<bool>* flag() const noexcept {
+      return slot_ != nullptr ? &slot_->interrupted : nullptr;
+    }
+
+   private:
+    Slot* slot_;
+  };
+
+  // Marks request `unique` as interrupted; false when it is not running (finished already, or
+  // not read yet).
+  bool interrupt(std::uint64_t unique) noexcept {
+    if (unique == 0) return false;
+    for (std::size_t i = 0; i < capacity; ++i) {
+      Slot& slot = slots_[(start(unique) + i) % capacity];
+      if (slot.unique.load(std::memory_order_acquire) == unique) {
+        slot.interrupted.store(true, std::memory_order_relaxed);
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  static std::size_t start(std::uint64_t unique) noexcept {
+    return static_cast<std::size_t>(unique >> 1) % capacity;  // the kernel's ids step by 2
+  }
+  Slot* claim(std::uint64_t unique) noexcept {
+    if (unique == 0) return nullptr;
+    for (std::size_t i = 0; i < capacity; ++i) {
+      Slot& slot = slots_[(start(unique) + i) % capacity];
+      std::uint64_t expected = 0;
+      if (slot.unique.compare_exchange_strong(expected, unique, std::memory_order_acq_rel)) {
+        return &slot;
+      }
+    }
+    return nullptr;
+  }
+
+  std::array<Slot, capacity> slots_{};
+};
+
+}  // namespace fuse_backend::api::detail
