@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <system_error>
 #include <vector>
 
@@ -51,15 +52,17 @@ bool collect(const fs::path& path, std::vector<fs::path>& inputs) {
   return true;
 }
 
-// A fresh heap block of exactly the file's size, so ASan sees any read past the input's end.
-bool read_file(const fs::path& path, std::vector<char>& bytes) {
+// A fresh heap block of exactly the file's size, so ASan sees any read past the input's end;
+// never null, even when empty, as with libFuzzer.
+std::unique_ptr<char[]> read_file(const fs::path& path, std::size_t& size) {
   std::error_code error;
-  const auto size = fs::file_size(path, error);
-  if (error) return false;
-  bytes = std::vector<char>(size);
+  size = fs::file_size(path, error);
+  if (error) return nullptr;
+  auto bytes = std::make_unique<char[]>(size);
   std::ifstream in(path, std::ios::binary);
-  return in.read(bytes.data(), static_cast<std::streamsize>(size)) &&
-         in.gcount() == static_cast<std::streamsize>(size);
+  const auto wanted = static_cast<std::streamsize>(size);
+  if (!in.read(bytes.get(), wanted) || in.gcount() != wanted) return nullptr;
+  return bytes;
 }
 
 }  // namespace
@@ -71,13 +74,14 @@ int main(int argc, char** argv) {
   bool ok = true;
   for (int i = 1; i < argc; ++i) ok = collect(argv[i], inputs) && ok;
 
-  std::vector<char> bytes;
   for (const auto& input : inputs) {
-    if (!read_file(input, bytes)) {
+    std::size_t size = 0;
+    const auto bytes = read_file(input, size);
+    if (bytes == nullptr) {
       std::fprintf(stderr, "replay: cannot read %s\n", input.c_str());
       return 1;
     }
-    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.get()), size);
   }
   std::printf("replayed %zu input%s\n", inputs.size(), inputs.size() == 1 ? "" : "s");
   if (inputs.empty()) std::fprintf(stderr, "replay: no inputs: commit a seed corpus\n");
