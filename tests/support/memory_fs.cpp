@@ -14,7 +14,7 @@
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/filesystem.hpp>
 
-namespace fuse_backend::test {
+namespace fuse_backend::testing {
 namespace {
 
 constexpr std::size_t name_max = 255;
@@ -618,4 +618,4 @@ static_assert(api::SupportsSetattr<MemoryFs> && api::SupportsReaddirplus<MemoryF
               api::SupportsRename<MemoryFs> && api::SupportsListxattr<MemoryFs> &&
               api::SupportsBatchForget<MemoryFs> && api::SupportsCreate<MemoryFs>);
 
-}  // namespace fuse_backend::test
+}  // namespace fuse_backend::testing

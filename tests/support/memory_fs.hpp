@@ -35,7 +35,7 @@
 #include <fuse_backend/api/zero_copy.hpp>
 #include <fuse_backend/result.hpp>
 
-namespace fuse_backend::test {
+namespace fuse_backend::testing {
 
 class MemoryFs {
  public:
@@ -149,4 +149,4 @@ class MemoryFs {
   std::uint64_t next_handle_ = 1;
 };
 
-}  // namespace fuse_backend::test
+}  // namespace fuse_backend::testing

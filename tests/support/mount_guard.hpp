@@ -17,7 +17,7 @@
 #include <string>
 #include <utility>
 
-namespace fuse_backend::test {
+namespace fuse_backend::testing {
 
 class MountGuard {
  public:
@@ -69,4 +69,4 @@ class ChildGuard {
   pid_t pid_;
 };
 
-}  // namespace fuse_backend::test
+}  // namespace fuse_backend::testing

@@ -16,7 +16,7 @@
 #include <string>
 #include <system_error>
 
-namespace fuse_backend::test {
+namespace fuse_backend::testing {
 
 class TempDir {
  public:
@@ -60,4 +60,4 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-}  // namespace fuse_backend::test
+}  // namespace fuse_backend::testing
