@@ -4,6 +4,8 @@
 // its server is gone; "not mounted" (EINVAL) and "no such path" (ENOENT) are fine, since the
 // test may have unmounted it itself. ChildGuard is the same for a child process the test
 // started: SIGKILL + reap on scope exit, for that pid only. Not thread-safe; one owner each.
+// is_mounted() / wait_for_mount() read /proc/self/mountinfo, so they never touch the filesystem
+// itself (a stat of a mountpoint whose server hangs would hang the test).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -13,11 +15,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 
 namespace fuse_backend::testing {
+
+// True when `path` (absolute, without symlinks or spaces) is a mount point right now.
+inline bool is_mounted(const std::string& path) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, mount_point;
+    fields >> id >> parent >> device >> root >> mount_point;
+    if (mount_point == path) return true;
+  }
+  return false;
+}
+
+// Polls until is_mounted(path) == `mounted`; false after `timeout_ms`.
+inline bool wait_for_mount(const std::string& path, bool mounted, int timeout_ms = 5000) {
+  for (int waited = 0;; waited += 10) {
+    if (is_mounted(path) == mounted) return true;
+    if (waited >= timeout_ms) return false;
+    ::usleep(10'000);
+  }
+}
 
 class MountGuard {
  public:
