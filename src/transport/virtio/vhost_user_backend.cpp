@@ -200,6 +200,7 @@ struct VhostUserBackend::Connection {
       return undo("cannot start the worker thread");
     }
     ring.running = true;
+    backend.counters_[index].starts.fetch_add(1, std::memory_order_relaxed);
     return {};
   }
 
@@ -232,7 +233,7 @@ struct VhostUserBackend::Connection {
     do {
       if (broken) continue;
       const QueueRun run = backend.device_.process_queue(index, memory.load());
-      backend.served_[index].fetch_add(run.chains, std::memory_order_relaxed);
+      backend.counters_[index].chains.fetch_add(run.chains, std::memory_order_relaxed);
       if (run.notify && ring.call) (void)signal_eventfd(ring.call.get());
       if (run.failed) {
         broken = true;
@@ -559,7 +560,7 @@ struct VhostUserBackend::Connection {
 VhostUserBackend::VhostUserBackend(VhostUserDevice& device, VhostUserBackendOptions options)
     : device_(device),
       options_(std::move(options)),
-      served_(std::make_unique<std::atomic<std::uint64_t>[]>(device.queue_count())) {}
+      counters_(std::make_unique<Counters[]>(device.queue_count())) {}
 
 VhostUserBackend::~VhostUserBackend() = default;
 
@@ -573,8 +574,10 @@ Result<void> VhostUserBackend::serve(UniqueFd connection) noexcept {
   }
 }
 
-std::uint64_t VhostUserBackend::chains_served(std::size_t index) const noexcept {
-  return index < device_.queue_count() ? served_[index].load(std::memory_order_relaxed) : 0;
+VhostUserBackend::QueueStats VhostUserBackend::queue_stats(std::size_t index) const noexcept {
+  if (index >= device_.queue_count()) return {};
+  return {counters_[index].chains.load(std::memory_order_relaxed),
+          counters_[index].starts.load(std::memory_order_relaxed)};
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -446,7 +446,10 @@ TEST_F(VhostUserBackendTest, QemuStartSequenceThenRequestsOnEveryQueue) {
     EXPECT_EQ(m.wait_reply(q), text);
   }
   EXPECT_TRUE(m.close());
-  for (std::size_t q = 0; q < queues; ++q) EXPECT_EQ(backend.chains_served(q), 1u);
+  for (std::size_t q = 0; q < queues; ++q) {
+    EXPECT_EQ(backend.queue_stats(q).chains, 1u);
+    EXPECT_EQ(backend.queue_stats(q).starts, 1u);
+  }
 }
 
 TEST_F(VhostUserBackendTest, ManyRequestsWrapTheRing) {

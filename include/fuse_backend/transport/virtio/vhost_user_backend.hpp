@@ -108,15 +108,23 @@ class VhostUserBackend {
   // reset on return either way.
   Result<void> serve(detail::UniqueFd connection) noexcept;
 
-  // Descriptor chains completed on queue `index` since the back-end was created (all
-  // connections), for statistics; 0 for an index out of range.
-  std::uint64_t chains_served(std::size_t index) const noexcept;
+  // Statistics of queue `index` since the back-end was created (all connections); zeros for an
+  // index out of range. Safe to read while serving.
+  struct QueueStats {
+    std::uint64_t chains = 0;  // descriptor chains completed
+    std::uint64_t starts = 0;  // times the ring was started (worker thread launched)
+  };
+  QueueStats queue_stats(std::size_t index) const noexcept;
 
  private:
   struct Connection;
+  struct Counters {
+    std::atomic<std::uint64_t> chains{0};
+    std::atomic<std::uint64_t> starts{0};
+  };
   VhostUserDevice& device_;
   VhostUserBackendOptions options_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> served_;
+  std::unique_ptr<Counters[]> counters_;
 };
 
 // A listening unix stream socket at `path` for one front-end at a time.
