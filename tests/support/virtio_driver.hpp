@@ -29,6 +29,8 @@
 
 namespace fuse_backend::testing {
 
+namespace virtio = transport::virtio;
+
 class VirtioDriver {
  public:
   struct Options {

@@ -56,6 +56,7 @@ Result<void> Virtqueue::start(std::shared_ptr<const GuestMemory> memory) noexcep
   if (auto mapped = map_rings(*memory); !mapped) return mapped;
   memory_ = std::move(memory);
   signalled_used_valid_ = false;
+  pushed_since_signal_ = false;
   broken_ = false;
   started_ = true;
   return {};
@@ -114,6 +115,7 @@ Result<void> Virtqueue::push_used(std::uint16_t head, std::uint32_t len) noexcep
   field<std::uint32_t>(used_, element + 4).store(len, std::memory_order_relaxed);
   log_used(element, ring_layout::used_element_size);
   ++used_idx_;
+  pushed_since_signal_ = true;
   field<std::uint16_t>(used_, ring_layout::used_idx_offset).store(used_idx_, std::memory_order_release);
   log_used(ring_layout::used_idx_offset, sizeof(std::uint16_t));
   return {};
@@ -123,7 +125,8 @@ bool Virtqueue::needs_notification() noexcept {
   if (!started_) return false;
   const std::uint16_t old_idx = signalled_used_;
   const bool valid = signalled_used_valid_;
-  if (valid && old_idx == used_idx_) return false;
+  if (!pushed_since_signal_) return false;
+  pushed_since_signal_ = false;
   signalled_used_ = used_idx_;
   signalled_used_valid_ = true;
   // Our used->idx store must be globally visible before we read what the driver asked for,

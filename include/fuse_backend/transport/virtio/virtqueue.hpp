@@ -119,6 +119,7 @@ class Virtqueue {
   std::uint16_t used_idx_ = 0;
   std::uint16_t signalled_used_ = 0;
   bool signalled_used_valid_ = false;
+  bool pushed_since_signal_ = false;
   bool started_ = false;
   bool broken_ = false;
 
