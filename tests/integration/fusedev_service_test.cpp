@@ -1,0 +1,224 @@
+// Real-mount tests of fusedev::Service's life cycle: unmounted from outside while serving (lazy
+// and plain umount), stop() while idle, SIGTERM through a SignalWatcher, several workers under
+// concurrent readers, and a notification sent through the device. Needs root and /dev/fuse.
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <fuse_backend/api/notify.hpp>
+#include <fuse_backend/api/observer.hpp>
+#include <fuse_backend/detail/unique_fd.hpp>
+#include <fuse_backend/transport/fusedev/signals.hpp>
+#include <support/memory_fs.hpp>
+#include <support/mount_guard.hpp>
+#include <support/served_mount.hpp>
+
+namespace {
+
+namespace api = fuse_backend::api;
+namespace fusedev = fuse_backend::transport::fusedev;
+using fuse_backend::detail::UniqueFd;
+using fuse_backend::testing::is_mounted;
+using fuse_backend::testing::MemoryFs;
+using fuse_backend::testing::ServedMount;
+using namespace std::chrono_literals;
+
+using Mount = ServedMount<MemoryFs>;
+
+// Joins the service on another thread; the outcome if it finished within `timeout`. On a
+// timeout the service is stopped so the test can end, and the error is ETIMEDOUT.
+fuse_backend::Result<void> join_within(Mount::Service& service, std::chrono::milliseconds timeout) {
+  auto joined = std::async(std::launch::async, [&service] { return service.join(); });
+  if (joined.wait_for(timeout) == std::future_status::ready) return joined.get();
+  service.stop();
+  (void)joined.get();
+  return fuse_backend::fail(std::errc::timed_out);
+}
+
+void write_file(const std::string& path, const std::string& data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_TRUE(fd.valid()) << path << ": " << std::strerror(errno);
+  ASSERT_EQ(::write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+}
+
+TEST(FusedevService, LazyUnmountFromOutsideEndsTheService) {
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  ASSERT_EQ(::umount2(mount.path().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  const auto joined = join_within(mount.service(), 5s);
+  EXPECT_TRUE(joined) << "join: " << std::make_error_code(joined.error()).message();
+  EXPECT_FALSE(is_mounted(mount.path()));
+  EXPECT_TRUE(mount.session().unmount()) << "already unmounted counts as success";
+}
+
+TEST(FusedevService, PlainUmountFromOutsideEndsTheService) {
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  struct stat st {};
+  ASSERT_EQ(::stat(mount.path().c_str(), &st), 0);
+  ASSERT_EQ(::umount2(mount.path().c_str(), 0), 0) << std::strerror(errno);
+  const auto joined = join_within(mount.service(), 5s);
+  EXPECT_TRUE(joined) << "join: " << std::make_error_code(joined.error()).message();
+}
+
+TEST(FusedevService, SessionUnmountWhileServingEndsTheService) {
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  ASSERT_TRUE(mount.session().unmount());
+  EXPECT_FALSE(mount.session().mounted());
+  EXPECT_TRUE(join_within(mount.service(), 5s));
+  EXPECT_FALSE(is_mounted(mount.path()));
+}
+
+TEST(FusedevService, StopWhileIdleReturnsPromptlyAndLeavesItMounted) {
+  MemoryFs fs;
+  fusedev::ServiceOptions options;
+  options.threads = 3;
+  Mount mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  const auto started = std::chrono::steady_clock::now();
+  mount.service().stop();
+  EXPECT_TRUE(join_within(mount.service(), 2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_TRUE(is_mounted(mount.path())) << "stop() does not unmount";
+  ASSERT_TRUE(mount.session().unmount());
+  EXPECT_FALSE(is_mounted(mount.path()));
+}
+
+TEST(FusedevService, SecondStartIsRefused) {
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  const auto again = mount.service().start();
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), std::errc::operation_in_progress);
+}
+
+TEST(FusedevService, SigtermThroughSignalWatcherStopsTheService) {
+  // The watcher blocks SIGTERM before the workers exist, so they inherit the mask and the
+  // signal can only be taken by its signalfd.
+  fusedev::SignalWatcher signals;
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::atomic<int> seen{0};
+  ASSERT_TRUE(signals.start([&](int signo) {
+    seen = signo;
+    mount.service().stop();
+  }));
+  ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
+  EXPECT_TRUE(join_within(mount.service(), 5s));
+  EXPECT_EQ(seen.load(), SIGTERM);
+  EXPECT_EQ(signals.received(), SIGTERM);
+}
+
+// Records which threads served requests.
+class ThreadObserver final : public api::RequestObserver {
+ public:
+  void on_request(const fuse_backend::abi::in_header&) noexcept override {
+    std::lock_guard lock(mutex_);
+    threads_.insert(std::this_thread::get_id());
+  }
+  void on_reply(const fuse_backend::abi::in_header&, int, std::size_t) noexcept override {}
+  std::size_t distinct() {
+    std::lock_guard lock(mutex_);
+    return threads_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::thread::id> threads_;
+};
+
+TEST(FusedevService, SeveralWorkersServeConcurrentReaders) {
+  constexpr int files = 6;
+  constexpr std::size_t file_size = 512 * 1024;
+  constexpr std::size_t chunk = 64 * 1024;
+  MemoryFs fs;
+  ThreadObserver observer;
+  fusedev::ServiceOptions options;
+  options.threads = 3;
+  options.server.observer = &observer;
+  Mount mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+
+  const auto contents = [](int file) {
+    std::string data(file_size, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i / 8 + i * 131 + file * 7919) % 251);
+    return data;
+  };
+  for (int f = 0; f < files; ++f) ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f" + std::to_string(f)), contents(f)));
+
+  std::atomic<int> mismatches{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int f = 0; f < files; ++f) {
+    readers.emplace_back([&, f] {
+      const std::string expected = contents(f);
+      // O_DIRECT: every read reaches the filesystem instead of the page cache.
+      std::unique_ptr<char, decltype(&std::free)> buffer(static_cast<char*>(std::aligned_alloc(4096, chunk)), &std::free);
+      for (int pass = 0; pass < 4; ++pass) {
+        UniqueFd fd(::open(mount.path("f" + std::to_string(f)).c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+        if (!fd) {
+          ++failures;
+          return;
+        }
+        for (std::size_t off = 0; off < file_size; off += chunk) {
+          const std::size_t at = (off + static_cast<std::size_t>(pass) * 3 * chunk) % file_size;  // vary the order
+          if (::pread(fd.get(), buffer.get(), chunk, static_cast<off_t>(at)) != static_cast<ssize_t>(chunk)) {
+            ++failures;
+          } else if (std::memcmp(buffer.get(), expected.data() + at, chunk) != 0) {
+            ++mismatches;
+          }
+        }
+      }
+    });
+  }
+  for (auto& reader : readers) reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_GE(observer.distinct(), 2u) << "requests were spread over the cloned fds' workers";
+}
+
+TEST(FusedevService, InvalEntryNotificationReachesTheKernel) {
+  MemoryFs fs(std::chrono::seconds(600));  // the kernel may cache entries for a long time
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("cached"), "x"));
+  struct stat st {};
+  ASSERT_EQ(::stat(mount.path("cached").c_str(), &st), 0);
+
+  // Remove it behind the kernel's back: the cached dentry still answers.
+  ASSERT_TRUE(fs.unlink(api::Context{}, api::root_inode, "cached"));
+  EXPECT_EQ(::stat(mount.path("cached").c_str(), &st), 0) << "served from the dentry cache";
+
+  ASSERT_TRUE(api::notify_inval_entry(mount.service().notifier(), api::root_inode, "cached"));
+  EXPECT_EQ(::stat(mount.path("cached").c_str(), &st), -1);
+  EXPECT_EQ(errno, ENOENT);
+}
+
+}  // namespace
