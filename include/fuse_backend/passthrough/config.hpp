@@ -1,0 +1,82 @@
+// passthrough::Config: how a PassthroughFs serves its host directory (caching, timeouts, features).
+//
+// Layer: passthrough. A plain value, read once by PassthroughFs::create and never changed
+// afterwards; it mirrors fuse-backend-rs's passthrough Config (entry/attr timeouts, cache policy,
+// writeback, no_open/no_opendir, xattr, killpriv_v2, seal_size, readdirplus, submounts, host
+// inode numbers) plus `passthrough_backing` (kernel FUSE passthrough, see below).
+// Options a kernel can refuse (writeback, no_open, killpriv_v2, submounts, passthrough) only take
+// effect when INIT negotiated them; PassthroughFs::init asks for exactly the ones set here.
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <fuse_backend/api/types.hpp>
+
+namespace fuse_backend::passthrough {
+
+// What the kernel may cache; becomes the FOPEN flags of every open/opendir reply.
+enum class CachePolicy {
+  // No data caching: files open with direct_io, directory listings are not cached. For a
+  // directory that others change behind the daemon's back.
+  never,
+  // Metadata (entries, attributes, directory listings) is cached for the timeouts, file data is
+  // not (direct_io).
+  metadata,
+  // Close-to-open consistency: the kernel keeps file data while the file's mtime/size do not
+  // change (auto_inval_data), and drops it on open otherwise. The default.
+  automatic,
+  // Everything is kept across opens (keep_cache, cache_dir): only when the daemon has the
+  // directory to itself.
+  always,
+};
+
+struct Config {
+  // The host directory to serve. Resolved once by create(); everything is reached from its fd.
+  std::string source;
+
+  // How long the kernel may trust a name -> inode mapping and an inode's attributes.
+  api::Timeout entry_timeout = std::chrono::seconds(5);
+  api::Timeout attr_timeout = std::chrono::seconds(5);
+  CachePolicy cache_policy = CachePolicy::automatic;
+
+  // Kernel writeback cache: writes are coalesced in the page cache. Files are then opened
+  // O_RDWR on the host even for O_WRONLY opens (the kernel reads to fill partial pages) and
+  // O_APPEND is left to the kernel. Incompatible with passthrough_backing (the kernel refuses
+  // the combination), so create() rejects both together with EINVAL.
+  bool writeback = false;
+  // Answer OPEN / OPENDIR with ENOSYS so the kernel stops sending them (zero-message opens);
+  // reads, writes and readdir then reopen the inode for each request.
+  bool no_open = false;
+  bool no_opendir = false;
+  // Extended attributes; when false every xattr op answers ENOSYS (and the kernel stops asking).
+  bool xattr = false;
+  // FUSE_HANDLE_KILLPRIV_V2: the daemon clears set-uid/set-gid on write, truncate and chown as
+  // the kernel asks (KILL_SUIDGID flags) instead of the kernel sending a separate SETATTR.
+  bool killpriv_v2 = false;
+  // Refuse (EPERM) every change of a file's size: writes past the end, truncate, size-changing
+  // fallocate. For a directory of fixed-size files (e.g. shared memory) a client must not grow.
+  bool seal_size = false;
+  // READDIRPLUS (entries with attributes, each taking a lookup reference).
+  bool readdirplus = true;
+  // Mark directories that are mount points on the host (a different mount id than their
+  // parent) as submounts, so the client gives them their own st_dev.
+  bool announce_submounts = false;
+  // POSIX record locks (fcntl F_SETLK) served by the daemon with per-owner open file
+  // description locks on the host, so they are visible to host processes too. When false the
+  // kernel keeps POSIX locks local to the mount. flock(2) locks are always served.
+  bool posix_locks = true;
+  // Report the host's st_ino in attributes (stable across daemon restarts, the same number a
+  // host `ls -i` shows). When false st_ino is the FUSE node id: unique even across host
+  // submounts, but not stable across restarts.
+  bool use_host_ino = true;
+  // FUSE passthrough backing files (kernel >= 6.9): open/create register the host fd with the
+  // transport (Context::backing_files) and reply FOPEN_PASSTHROUGH, so the kernel reads, writes
+  // and mmaps the host file directly. Falls back to ordinary I/O (logged once) where the kernel
+  // or the transport cannot.
+  bool passthrough_backing = false;
+};
+
+}  // namespace fuse_backend::passthrough

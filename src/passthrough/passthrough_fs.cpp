@@ -1,0 +1,1337 @@
+// PassthroughFs (see include/fuse_backend/passthrough/passthrough_fs.hpp for the contract).
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <fuse_backend/passthrough/passthrough_fs.hpp>
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include <fuse_backend/abi/kernel.hpp>
+#include <fuse_backend/detail/syscall.hpp>
+#include <fuse_backend/passthrough/credentials.hpp>
+
+namespace fuse_backend::passthrough {
+namespace {
+
+using api::InodeId;
+using detail::syscall_result;
+using detail::syscall_void;
+using detail::UniqueFd;
+
+// --- names -------------------------------------------------------------------------------------
+
+// A NUL-terminated copy of one request name, on the stack (no allocation on lookup).
+struct Name {
+  char text[NAME_MAX + 1];
+  const char* c_str() const noexcept { return text; }
+  std::string_view view() const noexcept { return text; }
+};
+
+Result<Name> copy_name(std::string_view name, std::errc too_long) noexcept {
+  if (name.size() > NAME_MAX) return fail(too_long);
+  if (name.find('\0') != std::string_view::npos) return fail(std::errc::invalid_argument);
+  Name out;
+  std::memcpy(out.text, name.data(), name.size());
+  out.text[name.size()] = '\0';
+  return out;
+}
+
+// One path component that may name an existing entry ("." and ".." are the caller's business).
+Result<Name> component(std::string_view name) noexcept {
+  if (name.empty() || name.find('/') != std::string_view::npos)
+    return fail(std::errc::invalid_argument);
+  return copy_name(name, std::errc::filename_too_long);
+}
+
+bool is_dot_or_dotdot(std::string_view name) noexcept { return name == "." || name == ".."; }
+
+// A component that is created, removed or renamed: never "." or "..".
+Result<Name> new_component(std::string_view name) noexcept {
+  if (is_dot_or_dotdot(name)) return fail(std::errc::invalid_argument);
+  return component(name);
+}
+
+Result<Name> xattr_name(std::string_view name) noexcept {
+  if (name.empty()) return fail(std::errc::result_out_of_range);
+  return copy_name(name, std::errc::result_out_of_range);
+}
+
+// "N" (relative to /proc/self/fd) and "/proc/self/fd/N" for one of our fds.
+struct ProcName {
+  char text[16];
+  explicit ProcName(int fd) noexcept {
+    auto end = std::to_chars(text, text + sizeof text - 1, fd).ptr;
+    *end = '\0';
+  }
+};
+struct ProcPath {
+  char text[40];
+  explicit ProcPath(int fd) noexcept {
+    static constexpr char prefix[] = "/proc/self/fd/";
+    std::memcpy(text, prefix, sizeof prefix - 1);
+    auto end = std::to_chars(text + sizeof prefix - 1, text + sizeof text - 1, fd).ptr;
+    *end = '\0';
+  }
+};
+
+// --- attributes --------------------------------------------------------------------------------
+
+constexpr unsigned statx_wanted = STATX_BASIC_STATS | STATX_MNT_ID;
+
+// statx of `name` in `dirfd` (or of dirfd itself for ""), never following a symlink or
+// triggering an automount.
+Result<struct statx> statx_at(int dirfd, const char* name, unsigned mask = statx_wanted,
+                              int sync = AT_STATX_SYNC_AS_STAT) noexcept {
+  struct statx stx {};
+  int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | sync;
+  if (name[0] == '\0') flags |= AT_EMPTY_PATH;
+  auto rc = syscall_void([&] { return ::statx(dirfd, name, flags, mask, &stx); });
+  if (!rc) return fail(rc.error());
+  return stx;
+}
+
+InodeKey key_of(const struct statx& stx) noexcept {
+  return {stx.stx_ino, makedev(stx.stx_dev_major, stx.stx_dev_minor),
+          (stx.stx_mask & STATX_MNT_ID) != 0 ? stx.stx_mnt_id : 0};
+}
+
+struct stat to_stat(const struct statx& stx) noexcept {
+  struct stat st {};
+  st.st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  st.st_ino = stx.stx_ino;
+  st.st_mode = stx.stx_mode;
+  st.st_nlink = stx.stx_nlink;
+  st.st_uid = stx.stx_uid;
+  st.st_gid = stx.stx_gid;
+  st.st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+  st.st_size = static_cast<off_t>(stx.stx_size);
+  st.st_blksize = static_cast<blksize_t>(stx.stx_blksize);
+  st.st_blocks = static_cast<blkcnt_t>(stx.stx_blocks);
+  st.st_atim = {stx.stx_atime.tv_sec, static_cast<long>(stx.stx_atime.tv_nsec)};
+  st.st_mtim = {stx.stx_mtime.tv_sec, static_cast<long>(stx.stx_mtime.tv_nsec)};
+  st.st_ctim = {stx.stx_ctime.tv_sec, static_cast<long>(stx.stx_ctime.tv_nsec)};
+  return st;
+}
+
+// --- open flags --------------------------------------------------------------------------------
+
+// The host flags for the kernel's open flags: never create, never follow (the inode is reopened
+// through /proc, whose magic link must be followed exactly once), never bypass the host page
+// cache with O_DIRECT (the transport's buffers are not aligned for it), always close-on-exec.
+int host_open_flags(std::uint32_t kernel_flags, bool writeback) noexcept {
+  int flags = static_cast<int>(kernel_flags) &
+              ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_PATH | __O_TMPFILE);
+  if (writeback) {
+    // The kernel reads pages back to fill partial writes and appends itself.
+    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+    flags &= ~O_APPEND;
+  }
+  return flags | O_CLOEXEC;
+}
+
+std::uint32_t cache_open_flags(CachePolicy policy, bool directory) noexcept {
+  switch (policy) {
+    case CachePolicy::never:
+      return directory ? 0 : abi::fopen::direct_io;
+    case CachePolicy::metadata:
+      return directory ? abi::fopen::cache_dir | abi::fopen::keep_cache : abi::fopen::direct_io;
+    case CachePolicy::automatic:
+      return directory ? abi::fopen::cache_dir : 0;
+    case CachePolicy::always:
+      return directory ? abi::fopen::cache_dir | abi::fopen::keep_cache : abi::fopen::keep_cache;
+  }
+  return 0;
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) noexcept {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// Waits for a lock by retrying a non-blocking attempt, so an interrupted request (ctx) is
+// answered EINTR instead of holding a worker thread forever.
+template <class Attempt>
+Result<void> wait_for_lock(const api::Context& ctx, Attempt&& attempt) {
+  auto delay = std::chrono::milliseconds(1);
+  for (;;) {
+    auto rc = attempt();
+    if (rc || (rc.error() != std::errc::resource_unavailable_try_again &&
+               rc.error() != std::errc::operation_would_block))
+      return rc;
+    if (ctx.interrupted()) return fail(std::errc::interrupted);
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
+// Everything that needs the private state but no place in the header.
+class PassthroughFs::Impl {
+ public:
+  using Creds = std::optional<ScopedCredentials>;
+
+  // Runs the rest of the scope as the caller when the daemon is root.
+  static Result<Creds> as_caller(const PassthroughFs& fs, const api::Context& ctx) noexcept {
+    if (!fs.privileged_) return Creds{};
+    auto creds = ScopedCredentials::enter(ctx, fs.daemon_groups_);
+    if (!creds) return fail(creds.error());
+    return Creds{std::move(*creds)};
+  }
+
+  static Result<std::shared_ptr<Inode>> directory(const PassthroughFs& fs, InodeId id) noexcept {
+    auto inode = fs.find_inode(id);
+    if (inode && !(*inode)->is_directory()) return fail(std::errc::not_a_directory);
+    return inode;
+  }
+
+  static api::Entry make_entry(const PassthroughFs& fs, const Inode& inode,
+                               const struct statx& stx, const Inode& parent) noexcept {
+    api::Entry entry;
+    entry.inode = inode.id();
+    entry.attr = to_stat(stx);
+    if (!fs.config_.use_host_ino) entry.attr.st_ino = static_cast<ino_t>(inode.id());
+    entry.attr_timeout = fs.config_.attr_timeout;
+    entry.entry_timeout = fs.config_.entry_timeout;
+    if (fs.submounts_.load(std::memory_order_relaxed) && inode.is_directory() &&
+        inode.key().mount_id != parent.key().mount_id)
+      entry.attr_flags |= abi::attr_flags::submount;
+    return entry;
+  }
+
+  // Looks `name` up in `parent` (already validated) and takes one lookup reference.
+  static Result<api::Entry> lookup_name(PassthroughFs& fs, const Inode& parent, const char* name) {
+    // Known host objects cost one statx and no allocation; the name is resolved without
+    // following anything, exactly as the openat below would resolve it.
+    auto stx = statx_at(parent.fd(), name);
+    if (!stx) return fail(stx.error());
+    if (auto known = fs.inodes_.reference(key_of(*stx))) return make_entry(fs, *known, *stx, parent);
+
+    auto fd = syscall_result<int>(
+        [&] { return ::openat(parent.fd(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
+    if (!fd) return fail(fd.error());
+    UniqueFd owned(*fd);
+    // The name may now be another object than the one stat'ed: describe what was opened.
+    stx = statx_at(owned.get(), "");
+    if (!stx) return fail(stx.error());
+    auto inode = fs.inodes_.reference_or_insert(key_of(*stx), std::move(owned), stx->stx_mode);
+    return make_entry(fs, *inode, *stx, parent);
+  }
+
+  // The entry (one lookup reference) for a file just created and opened as `fd`.
+  static Result<api::Entry> entry_for_open_fd(PassthroughFs& fs, const Inode& parent, int fd) {
+    auto stx = statx_at(fd, "");
+    if (!stx) return fail(stx.error());
+    const InodeKey key = key_of(*stx);
+    if (auto known = fs.inodes_.reference(key)) return make_entry(fs, *known, *stx, parent);
+    auto path_fd = syscall_result<int>([&] {
+      return ::openat(fs.proc_self_fd_.get(), ProcName(fd).text, O_PATH | O_CLOEXEC);
+    });
+    if (!path_fd) return fail(path_fd.error());
+    auto inode = fs.inodes_.reference_or_insert(key, UniqueFd(*path_fd), stx->stx_mode);
+    return make_entry(fs, *inode, *stx, parent);
+  }
+
+  // Opens the inode for I/O by reopening its O_PATH fd through /proc/self/fd. Only regular
+  // files and directories: a symlink is never followed (ELOOP) and a fifo, socket or device is
+  // never opened (ENXIO), whatever the flags.
+  static Result<UniqueFd> reopen(const PassthroughFs& fs, const Inode& inode, int flags) noexcept {
+    if (inode.is_symlink()) return fail(std::errc::too_many_symbolic_link_levels);
+    if (!inode.is_regular() && !inode.is_directory()) return fail(std::errc::no_such_device_or_address);
+    auto fd = syscall_result<int>(
+        [&] { return ::openat(fs.proc_self_fd_.get(), ProcName(inode.fd()).text, flags); });
+    if (!fd) return fail(fd.error());
+    return UniqueFd(*fd);
+  }
+
+  // Registers the inode's passthrough backing file for one more open (the first open registers
+  // `fd`). False when passthrough is off or failed (logged once; a permanent failure turns it
+  // off).
+  static bool attach_backing(PassthroughFs& fs, const api::Context& ctx, Inode& inode, int fd,
+                             api::OpenReply& reply) noexcept {
+    if (!fs.passthrough_.load(std::memory_order_relaxed) || !inode.is_regular()) return false;
+    std::lock_guard lock(inode.backing_mutex);
+    if (inode.backing_users == 0) {
+      auto id = ctx.backing_files().open(fd);
+      if (!id) {
+        if (!fs.passthrough_warned_.exchange(true))
+          fmt::print(stderr,
+                     "fuse_backend: passthrough backing files unavailable ({}); reads and writes "
+                     "go through the daemon\n",
+                     std::make_error_code(id.error()).message());
+        if (id.error() == std::errc::not_supported || id.error() == std::errc::operation_not_permitted ||
+            id.error() == std::errc::inappropriate_io_control_operation)
+          fs.passthrough_.store(false, std::memory_order_relaxed);
+        return false;
+      }
+      inode.backing_id = *id;
+    }
+    ++inode.backing_users;
+    // The kernel accepts no page-cache flags with passthrough: its page cache is the host's.
+    reply.open_flags = abi::fopen::passthrough;
+    reply.backing_id = inode.backing_id;
+    return true;
+  }
+
+  static void detach_backing(const api::Context& ctx, OpenFile& file) noexcept {
+    if (!file.uses_backing) return;
+    Inode& inode = file.inode();
+    std::lock_guard lock(inode.backing_mutex);
+    if (--inode.backing_users == 0) {
+      (void)ctx.backing_files().close(inode.backing_id);
+      inode.backing_id = 0;
+    }
+    file.uses_backing = false;
+  }
+
+  // Wraps an opened fd as a handle with the cache policy's FOPEN flags (or passthrough).
+  static Result<api::OpenReply> make_handle(PassthroughFs& fs, const api::Context& ctx,
+                                            std::shared_ptr<Inode> inode, UniqueFd fd,
+                                            int host_flags) {
+    const bool directory = inode->is_directory();
+    auto file = std::make_shared<OpenFile>(std::move(inode), std::move(fd), host_flags);
+    api::OpenReply reply;
+    reply.open_flags = cache_open_flags(fs.config_.cache_policy, directory);
+    if (directory) file->dir.emplace(file->fd());
+    file->uses_backing = attach_backing(fs, ctx, file->inode(), file->fd(), reply);
+    reply.handle = fs.handles_.insert(file);
+    return reply;
+  }
+
+  // Opens an existing inode for the caller (open, and create of an existing name).
+  static Result<api::OpenReply> open_inode(PassthroughFs& fs, const api::Context& ctx,
+                                           std::shared_ptr<Inode> inode, std::uint32_t flags,
+                                           bool kill_suidgid) {
+    const int host_flags = host_open_flags(flags, fs.writeback_.load(std::memory_order_relaxed));
+    UniqueFd fd;
+    {
+      auto creds = as_caller(fs, ctx);
+      if (!creds) return fail(creds.error());
+      std::optional<ScopedNoFsetid> no_fsetid;
+      if (kill_suidgid && (host_flags & O_TRUNC) != 0) {
+        auto scope = ScopedNoFsetid::enter();
+        if (!scope) return fail(scope.error());
+        no_fsetid.emplace(std::move(*scope));
+      }
+      auto opened = reopen(fs, *inode, host_flags);
+      if (!opened) return fail(opened.error());
+      fd = std::move(*opened);
+    }
+    return make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags);
+  }
+
+  // An fd to do I/O on: the handle's, or in no_open / no_opendir mode (handle 0 once the
+  // kernel stopped opening) a fresh reopen for this request.
+  struct IoFile {
+    std::shared_ptr<OpenFile> file;
+    std::shared_ptr<Inode> inode;
+    UniqueFd temporary;
+    int fd() const noexcept { return file ? file->fd() : temporary.get(); }
+  };
+  static Result<IoFile> io_file(const PassthroughFs& fs, const api::Context& ctx, InodeId inode_id,
+                                api::HandleId handle, int access) {
+    const bool unopened = static_cast<std::uint64_t>(handle) == 0 &&
+                          (fs.no_open_.load(std::memory_order_relaxed) ||
+                           fs.no_opendir_.load(std::memory_order_relaxed));
+    IoFile io;
+    if (!unopened) {
+      auto file = fs.find_handle(inode_id, handle);
+      if (!file) return fail(file.error());
+      io.file = std::move(*file);
+      return io;
+    }
+    auto inode = fs.find_inode(inode_id);
+    if (!inode) return fail(inode.error());
+    auto creds = as_caller(fs, ctx);
+    if (!creds) return fail(creds.error());
+    const int flags = ((*inode)->is_directory() ? O_RDONLY | O_DIRECTORY : access) | O_CLOEXEC;
+    auto fd = reopen(fs, **inode, flags);
+    if (!fd) return fail(fd.error());
+    io.inode = std::move(*inode);
+    io.temporary = std::move(*fd);
+    return io;
+  }
+
+  // seal_size: nothing may move a file's end.
+  static Result<void> check_seal(const PassthroughFs& fs, int fd, std::uint64_t end) noexcept {
+    if (!fs.config_.seal_size) return {};
+    struct stat st {};
+    if (auto rc = syscall_void([&] { return ::fstat(fd, &st); }); !rc) return rc;
+    if (end > static_cast<std::uint64_t>(st.st_size)) return fail(std::errc::operation_not_permitted);
+    return {};
+  }
+
+  // The host open file description that holds `owner`'s POSIX locks on `file`.
+  static Result<int> lock_owner_fd(const PassthroughFs& fs, OpenFile& file, std::uint64_t owner) {
+    std::lock_guard lock(file.locks_mutex);
+    auto it = file.lock_owners.find(owner);
+    if (it != file.lock_owners.end()) return it->second.get();
+    // Same access mode as the open the kernel checked; no credential switch, the caller's
+    // permission was established when the FUSE file was opened.
+    auto fd = reopen(fs, file.inode(), (file.flags() & O_ACCMODE) | O_CLOEXEC);
+    if (!fd) return fail(fd.error());
+    const int raw = fd->get();
+    file.lock_owners.emplace(owner, std::move(*fd));
+    return raw;
+  }
+
+  static Result<api::Entry> finish_create(PassthroughFs& fs, const Inode& parent,
+                                          const Name& name, Result<void> created) {
+    if (!created) return fail(created.error());
+    return lookup_name(fs, parent, name.c_str());
+  }
+
+  // xattr policy for a root daemon acting for an unprivileged caller: the daemon's
+  // CAP_SYS_ADMIN / CAP_SETFCAP must not let the caller write trusted.* or security.* (file
+  // capabilities!) nor read trusted.*, which the host kernel would refuse the caller itself.
+  static bool unprivileged(const PassthroughFs& fs, const api::Context& ctx) noexcept {
+    return fs.privileged_ && ctx.uid != 0;
+  }
+};
+
+// --- construction ------------------------------------------------------------------------------
+
+PassthroughFs::PassthroughFs(Config config, UniqueFd proc_self_fd, std::shared_ptr<Inode> root,
+                             std::vector<gid_t> daemon_groups, bool privileged)
+    : config_(std::move(config)),
+      proc_self_fd_(std::move(proc_self_fd)),
+      inodes_(std::move(root)),
+      daemon_groups_(std::move(daemon_groups)),
+      privileged_(privileged) {}
+
+PassthroughFs::~PassthroughFs() = default;
+
+Result<std::unique_ptr<PassthroughFs>> PassthroughFs::create(Config config) {
+  if (config.writeback && config.passthrough_backing) return fail(std::errc::invalid_argument);
+  if (config.source.empty()) return fail(std::errc::no_such_file_or_directory);
+  auto proc = syscall_result<int>(
+      [] { return ::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC); });
+  if (!proc) return fail(proc.error());
+  UniqueFd proc_fd(*proc);
+  // The source itself may be a symlink the administrator chose; it is the one path followed.
+  auto root_fd = syscall_result<int>(
+      [&] { return ::open(config.source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC); });
+  if (!root_fd) return fail(root_fd.error());
+  UniqueFd root_owned(*root_fd);
+  auto stx = statx_at(root_owned.get(), "");
+  if (!stx) return fail(stx.error());
+  auto root = std::make_shared<Inode>(api::root_inode, std::move(root_owned), key_of(*stx),
+                                      stx->stx_mode);
+
+  std::vector<gid_t> groups;
+  if (int n = ::getgroups(0, nullptr); n > 0) {
+    groups.resize(static_cast<std::size_t>(n));
+    n = ::getgroups(n, groups.data());
+    groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+  }
+  // Modes arrive with the caller's umask applied by the kernel; see the header.
+  ::umask(0);
+  return std::unique_ptr<PassthroughFs>(new PassthroughFs(
+      std::move(config), std::move(proc_fd), std::move(root), std::move(groups), ::geteuid() == 0));
+}
+
+Result<std::shared_ptr<Inode>> PassthroughFs::find_inode(InodeId id) const noexcept {
+  auto inode = inodes_.get(id);
+  if (!inode) return fail(static_cast<std::errc>(ESTALE));
+  return inode;
+}
+
+Result<std::shared_ptr<OpenFile>> PassthroughFs::find_handle(InodeId inode,
+                                                             api::HandleId handle) const noexcept {
+  auto file = handles_.get(handle);
+  if (!file || file->inode().id() != inode) return fail(std::errc::bad_file_descriptor);
+  return file;
+}
+
+// --- lifecycle ---------------------------------------------------------------------------------
+
+Result<std::uint64_t> PassthroughFs::init(std::uint64_t offered) {
+  namespace f = abi::init_flags;
+  // Start from what is offered (the Server's own capabilities such as max_pages or splice pass
+  // through) and drop what this filesystem does not do or the Config turns off.
+  std::uint64_t wanted = offered;
+  // Never: the daemon does not kill privileges v1-style, apply umask, serve ACLs itself, do
+  // DAX, security contexts, id-mapped mounts, NFS export or SETXATTR_EXT flags.
+  wanted &= ~(f::handle_killpriv | f::dont_mask | f::posix_acl | f::map_alignment |
+              f::has_inode_dax | f::security_ctx | f::allow_idmap | f::export_support |
+              f::setxattr_ext | f::explicit_inval_data);
+  if (!config_.writeback) wanted &= ~f::writeback_cache;
+  if (!config_.no_open) wanted &= ~f::no_open_support;
+  if (!config_.no_opendir) wanted &= ~f::no_opendir_support;
+  if (!config_.killpriv_v2) wanted &= ~f::handle_killpriv_v2;
+  if (!config_.announce_submounts) wanted &= ~f::submounts;
+  if (!config_.readdirplus) wanted &= ~(f::do_readdirplus | f::readdirplus_auto);
+  if (!config_.posix_locks) wanted &= ~f::posix_locks;
+  if (!config_.passthrough_backing) wanted &= ~f::passthrough;
+  if (!privileged_) wanted &= ~f::create_supp_group;
+  if (config_.cache_policy == CachePolicy::always) wanted &= ~f::auto_inval_data;
+  if (config_.cache_policy != CachePolicy::always) wanted &= ~f::cache_symlinks;
+  // The kernel ignores passthrough together with writeback; Config forbids the pair already.
+  if ((wanted & f::writeback_cache) != 0) wanted &= ~f::passthrough;
+
+  writeback_.store((wanted & f::writeback_cache) != 0);
+  no_open_.store((wanted & f::no_open_support) != 0);
+  no_opendir_.store((wanted & f::no_opendir_support) != 0);
+  killpriv_v2_.store((wanted & f::handle_killpriv_v2) != 0);
+  submounts_.store((wanted & f::submounts) != 0);
+  passthrough_.store((wanted & f::passthrough) != 0);
+  return wanted;
+}
+
+void PassthroughFs::destroy() {
+  handles_.clear();
+  inodes_.clear();
+}
+
+void PassthroughFs::forget(const api::Context&, InodeId inode, std::uint64_t nlookup) {
+  inodes_.forget(inode, nlookup);
+}
+
+void PassthroughFs::batch_forget(const api::Context&, std::span<const api::ForgetOne> forgets) {
+  for (const auto& one : forgets) inodes_.forget(one.inode, one.nlookup);
+}
+
+// --- names and attributes ----------------------------------------------------------------------
+
+Result<api::Entry> PassthroughFs::lookup(const api::Context& ctx, InodeId parent_id,
+                                         std::string_view name) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = component(name);
+  if (!checked) return fail(checked.error());
+  // "." is the directory itself; ".." of the root is the root (nothing above is reachable).
+  if (name == "." || (name == ".." && parent_id == api::root_inode)) {
+    auto stx = statx_at((*parent)->fd(), "");
+    if (!stx) return fail(stx.error());
+    inodes_.reference(**parent);
+    return Impl::make_entry(*this, **parent, *stx, **parent);
+  }
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return Impl::lookup_name(*this, **parent, checked->c_str());
+}
+
+Result<api::AttrReply> PassthroughFs::getattr(const api::Context&, InodeId inode_id,
+                                              std::optional<api::HandleId> handle) {
+  Result<struct statx> stx = fail(std::errc::bad_file_descriptor);
+  if (handle) {
+    auto file = find_handle(inode_id, *handle);
+    if (!file) return fail(file.error());
+    stx = statx_at((*file)->fd(), "");
+  } else {
+    auto inode = find_inode(inode_id);
+    if (!inode) return fail(inode.error());
+    stx = statx_at((*inode)->fd(), "");
+  }
+  if (!stx) return fail(stx.error());
+  api::AttrReply reply;
+  reply.attr = to_stat(*stx);
+  if (!config_.use_host_ino) reply.attr.st_ino = static_cast<ino_t>(inode_id);
+  reply.timeout = config_.attr_timeout;
+  return reply;
+}
+
+Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId inode_id,
+                                              const api::SetattrIn& in,
+                                              std::optional<api::HandleId> handle) {
+  namespace fattr = abi::fattr;
+  auto inode_result = find_inode(inode_id);
+  if (!inode_result) return fail(inode_result.error());
+  const Inode& inode = **inode_result;
+  std::shared_ptr<OpenFile> file;
+  if (handle) {
+    auto found = find_handle(inode_id, *handle);
+    if (!found) return fail(found.error());
+    file = std::move(*found);
+  }
+  {
+    auto creds = Impl::as_caller(*this, ctx);
+    if (!creds) return fail(creds.error());
+    std::optional<ScopedNoFsetid> no_fsetid;
+    if ((in.valid & fattr::kill_suidgid) != 0 && killpriv_v2_.load(std::memory_order_relaxed)) {
+      auto scope = ScopedNoFsetid::enter();
+      if (!scope) return fail(scope.error());
+      no_fsetid.emplace(std::move(*scope));
+    }
+
+    if ((in.valid & fattr::mode) != 0) {
+      const mode_t mode = in.attr.st_mode & 07777;
+      Result<void> rc;
+      if (file)
+        rc = syscall_void([&] { return ::fchmod(file->fd(), mode); });
+      else if (inode.is_symlink())
+        rc = fail(std::errc::operation_not_supported);
+      else
+        rc = syscall_void(
+            [&] { return ::fchmodat(proc_self_fd_.get(), ProcName(inode.fd()).text, mode, 0); });
+      if (!rc) return fail(rc.error());
+    }
+    if ((in.valid & (fattr::uid | fattr::gid)) != 0) {
+      const uid_t uid = (in.valid & fattr::uid) != 0 ? in.attr.st_uid : static_cast<uid_t>(-1);
+      const gid_t gid = (in.valid & fattr::gid) != 0 ? in.attr.st_gid : static_cast<gid_t>(-1);
+      if (auto rc = syscall_void([&] {
+            return ::fchownat(inode.fd(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+          });
+          !rc)
+        return fail(rc.error());
+    }
+    if ((in.valid & fattr::size) != 0) {
+      const auto size = static_cast<std::uint64_t>(in.attr.st_size);
+      Result<void> rc;
+      if (file) {
+        rc = Impl::check_seal(*this, file->fd(), size);
+        if (rc) rc = syscall_void([&] { return ::ftruncate(file->fd(), in.attr.st_size); });
+      } else if (inode.is_directory()) {
+        rc = fail(std::errc::is_a_directory);
+      } else if (!inode.is_regular()) {
+        rc = fail(std::errc::invalid_argument);
+      } else {
+        // truncate(2) on the /proc magic link: a permission-checked truncate without opening.
+        rc = Impl::check_seal(*this, inode.fd(), size);
+        if (rc) rc = syscall_void([&] { return ::truncate(ProcPath(inode.fd()).text, in.attr.st_size); });
+      }
+      if (!rc) return fail(rc.error());
+    }
+    if ((in.valid & (fattr::atime | fattr::mtime | fattr::atime_now | fattr::mtime_now)) != 0) {
+      struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+      if ((in.valid & fattr::atime_now) != 0)
+        times[0].tv_nsec = UTIME_NOW;
+      else if ((in.valid & fattr::atime) != 0)
+        times[0] = in.attr.st_atim;
+      if ((in.valid & fattr::mtime_now) != 0)
+        times[1].tv_nsec = UTIME_NOW;
+      else if ((in.valid & fattr::mtime) != 0)
+        times[1] = in.attr.st_mtim;
+      Result<void> rc;
+      if (file)
+        rc = syscall_void([&] { return ::futimens(file->fd(), times); });
+      else
+        rc = syscall_void([&] {
+          return ::utimensat(inode.fd(), "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+        });
+      if (!rc) return fail(rc.error());
+    }
+  }
+  return getattr(ctx, inode_id, handle);
+}
+
+Result<std::size_t> PassthroughFs::readlink(const api::Context&, InodeId inode_id,
+                                            std::span<char> target) {
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  if (!(*inode)->is_symlink()) return fail(std::errc::invalid_argument);
+  return syscall_result<std::size_t>(
+      [&] { return ::readlinkat((*inode)->fd(), "", target.data(), target.size()); });
+}
+
+Result<api::Entry> PassthroughFs::symlink(const api::Context& ctx, std::string_view target,
+                                          InodeId parent_id, std::string_view name) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(name);
+  if (!checked) return fail(checked.error());
+  if (target.empty() || target.find('\0') != std::string_view::npos)
+    return fail(std::errc::invalid_argument);
+  if (target.size() >= PATH_MAX) return fail(std::errc::filename_too_long);
+  char target_text[PATH_MAX];
+  std::memcpy(target_text, target.data(), target.size());
+  target_text[target.size()] = '\0';
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  // The target is stored, never resolved by the daemon.
+  return Impl::finish_create(*this, **parent, *checked, syscall_void([&] {
+    return ::symlinkat(target_text, (*parent)->fd(), checked->c_str());
+  }));
+}
+
+Result<api::Entry> PassthroughFs::mknod(const api::Context& ctx, InodeId parent_id,
+                                        std::string_view name, std::uint32_t mode,
+                                        std::uint32_t rdev) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(name);
+  if (!checked) return fail(checked.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return Impl::finish_create(*this, **parent, *checked, syscall_void([&] {
+    return ::mknodat((*parent)->fd(), checked->c_str(), mode, rdev);
+  }));
+}
+
+Result<api::Entry> PassthroughFs::mkdir(const api::Context& ctx, InodeId parent_id,
+                                        std::string_view name, std::uint32_t mode) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(name);
+  if (!checked) return fail(checked.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return Impl::finish_create(*this, **parent, *checked, syscall_void([&] {
+    return ::mkdirat((*parent)->fd(), checked->c_str(), mode);
+  }));
+}
+
+Result<void> PassthroughFs::unlink(const api::Context& ctx, InodeId parent_id,
+                                   std::string_view name) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(name);
+  if (!checked) return fail(checked.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return syscall_void([&] { return ::unlinkat((*parent)->fd(), checked->c_str(), 0); });
+}
+
+Result<void> PassthroughFs::rmdir(const api::Context& ctx, InodeId parent_id,
+                                  std::string_view name) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(name);
+  if (!checked) return fail(checked.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return syscall_void([&] { return ::unlinkat((*parent)->fd(), checked->c_str(), AT_REMOVEDIR); });
+}
+
+Result<void> PassthroughFs::rename(const api::Context& ctx, InodeId old_parent_id,
+                                   std::string_view old_name, InodeId new_parent_id,
+                                   std::string_view new_name, std::uint32_t flags) {
+  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0)
+    return fail(std::errc::invalid_argument);
+  auto old_parent = Impl::directory(*this, old_parent_id);
+  if (!old_parent) return fail(old_parent.error());
+  auto new_parent = Impl::directory(*this, new_parent_id);
+  if (!new_parent) return fail(new_parent.error());
+  auto from = new_component(old_name);
+  if (!from) return fail(from.error());
+  auto to = new_component(new_name);
+  if (!to) return fail(to.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return syscall_void([&] {
+    return ::syscall(SYS_renameat2, (*old_parent)->fd(), from->c_str(), (*new_parent)->fd(),
+                     to->c_str(), flags);
+  });
+}
+
+Result<api::Entry> PassthroughFs::link(const api::Context& ctx, InodeId inode_id,
+                                       InodeId new_parent_id, std::string_view new_name) {
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  auto parent = Impl::directory(*this, new_parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(new_name);
+  if (!checked) return fail(checked.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  // linkat through the /proc magic link needs no CAP_DAC_READ_SEARCH (AT_EMPTY_PATH would) and
+  // links exactly the inode the O_PATH fd pins.
+  return Impl::finish_create(*this, **parent, *checked, syscall_void([&] {
+    return ::linkat(proc_self_fd_.get(), ProcName((*inode)->fd()).text, (*parent)->fd(),
+                    checked->c_str(), AT_SYMLINK_FOLLOW);
+  }));
+}
+
+// --- files -------------------------------------------------------------------------------------
+
+Result<api::OpenReply> PassthroughFs::open(const api::Context& ctx, InodeId inode_id,
+                                           std::uint32_t flags, std::uint32_t open_flags) {
+  if (no_open_.load(std::memory_order_relaxed)) return fail(std::errc::function_not_supported);
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  const bool kill = (open_flags & abi::open_flags::kill_suidgid) != 0 &&
+                    killpriv_v2_.load(std::memory_order_relaxed);
+  return Impl::open_inode(*this, ctx, std::move(*inode), flags, kill);
+}
+
+Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId parent_id,
+                                               std::string_view name, std::uint32_t mode,
+                                               std::uint32_t flags) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  auto checked = new_component(name);
+  if (!checked) return fail(checked.error());
+  const int host_flags = host_open_flags(flags, writeback_.load(std::memory_order_relaxed));
+  Result<int> created = fail(std::errc::invalid_argument);
+  {
+    auto creds = Impl::as_caller(*this, ctx);
+    if (!creds) return fail(creds.error());
+    // Always O_EXCL|O_NOFOLLOW: creating never opens something that already exists (a fifo
+    // would block, a symlink would be followed); an existing name is opened like OPEN does.
+    created = syscall_result<int>([&] {
+      return ::openat((*parent)->fd(), checked->c_str(), host_flags | O_CREAT | O_EXCL | O_NOFOLLOW,
+                      static_cast<mode_t>(mode));
+    });
+  }
+  api::CreateReply reply;
+  if (!created) {
+    if (created.error() != std::errc::file_exists || (flags & O_EXCL) != 0)
+      return fail(created.error());
+    Result<api::Entry> entry = fail(std::errc::invalid_argument);
+    {
+      auto creds = Impl::as_caller(*this, ctx);
+      if (!creds) return fail(creds.error());
+      entry = Impl::lookup_name(*this, **parent, checked->c_str());
+    }
+    if (!entry) return fail(entry.error());
+    auto inode = find_inode(entry->inode);
+    auto opened = inode ? Impl::open_inode(*this, ctx, std::move(*inode), flags, false)
+                        : Result<api::OpenReply>(fail(inode.error()));
+    if (!opened) {
+      inodes_.forget(entry->inode, 1);
+      return fail(opened.error());
+    }
+    reply.entry = *entry;
+    reply.open = *opened;
+    return reply;
+  }
+  UniqueFd fd(*created);
+  auto entry = Impl::entry_for_open_fd(*this, **parent, fd.get());
+  if (!entry) return fail(entry.error());
+  auto inode = find_inode(entry->inode);
+  if (!inode) return fail(inode.error());
+  auto opened = Impl::make_handle(*this, ctx, std::move(*inode), std::move(fd), host_flags);
+  if (!opened) {
+    inodes_.forget(entry->inode, 1);
+    return fail(opened.error());
+  }
+  reply.entry = *entry;
+  reply.open = *opened;
+  return reply;
+}
+
+Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId parent_id,
+                                                std::uint32_t mode, std::uint32_t flags) {
+  auto parent = Impl::directory(*this, parent_id);
+  if (!parent) return fail(parent.error());
+  int host_flags = host_open_flags(flags, writeback_.load(std::memory_order_relaxed));
+  if ((host_flags & O_ACCMODE) == O_RDONLY) host_flags = (host_flags & ~O_ACCMODE) | O_RDWR;
+  Result<int> created = fail(std::errc::invalid_argument);
+  {
+    auto creds = Impl::as_caller(*this, ctx);
+    if (!creds) return fail(creds.error());
+    created = syscall_result<int>([&] {
+      return ::openat((*parent)->fd(), ".", (host_flags & ~O_DIRECTORY) | O_TMPFILE,
+                      static_cast<mode_t>(mode));
+    });
+  }
+  if (!created) return fail(created.error());
+  UniqueFd fd(*created);
+  auto entry = Impl::entry_for_open_fd(*this, **parent, fd.get());
+  if (!entry) return fail(entry.error());
+  auto inode = find_inode(entry->inode);
+  if (!inode) return fail(inode.error());
+  auto opened = Impl::make_handle(*this, ctx, std::move(*inode), std::move(fd), host_flags);
+  if (!opened) {
+    inodes_.forget(entry->inode, 1);
+    return fail(opened.error());
+  }
+  api::CreateReply reply;
+  reply.entry = *entry;
+  reply.open = *opened;
+  return reply;
+}
+
+Result<std::size_t> PassthroughFs::read(const api::Context& ctx, InodeId inode,
+                                        api::HandleId handle, api::ZeroCopyWriter& out,
+                                        std::uint32_t size, std::uint64_t offset, std::uint32_t) {
+  auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
+  if (!io) return fail(io.error());
+  return out.write_from(io->fd(), size, offset);
+}
+
+Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
+                                         api::HandleId handle, api::ZeroCopyReader& in,
+                                         std::uint32_t size, std::uint64_t offset,
+                                         std::uint32_t write_flags) {
+  auto io = Impl::io_file(*this, ctx, inode, handle, O_WRONLY);
+  if (!io) return fail(io.error());
+  if (auto rc = Impl::check_seal(*this, io->fd(), offset + size); !rc) return fail(rc.error());
+  std::optional<ScopedNoFsetid> no_fsetid;
+  if ((write_flags & abi::write_flags::kill_suidgid) != 0 &&
+      killpriv_v2_.load(std::memory_order_relaxed)) {
+    auto scope = ScopedNoFsetid::enter();
+    if (!scope) return fail(scope.error());
+    no_fsetid.emplace(std::move(*scope));
+  }
+  std::size_t done = 0;
+  while (done < size) {
+    auto n = in.read_to(io->fd(), size - done, offset + done);
+    if (!n) {
+      if (done != 0) break;  // report the part that reached the file
+      return fail(n.error());
+    }
+    if (*n == 0) break;
+    done += *n;
+  }
+  return done;
+}
+
+Result<void> PassthroughFs::flush(const api::Context&, InodeId inode, api::HandleId handle,
+                                  std::uint64_t lock_owner) {
+  auto file = find_handle(inode, handle);
+  if (!file) return fail(file.error());
+  {
+    // close(2) drops the closing process's POSIX locks on the file.
+    std::lock_guard lock((*file)->locks_mutex);
+    (*file)->lock_owners.erase(lock_owner);
+  }
+  // Closing a duplicate makes the host filesystem see a close(2) (NFS writes back on close and
+  // reports errors there) while the handle stays open.
+  auto dup = syscall_result<int>([&] { return ::fcntl((*file)->fd(), F_DUPFD_CLOEXEC, 0); });
+  if (!dup) return fail(dup.error());
+  return check_errno(::close(*dup));
+}
+
+Result<void> PassthroughFs::release(const api::Context& ctx, InodeId inode, api::HandleId handle,
+                                    std::uint32_t, std::uint32_t release_flags, std::uint64_t) {
+  if (!find_handle(inode, handle)) return fail(std::errc::bad_file_descriptor);
+  auto file = handles_.remove(handle);
+  if (!file) return fail(std::errc::bad_file_descriptor);
+  // A request still running on this handle keeps the fd open a little longer; a flock must not
+  // outlive the RELEASE that asked to drop it.
+  if ((release_flags & abi::release_flags::flock_unlock) != 0) (void)::flock(file->fd(), LOCK_UN);
+  Impl::detach_backing(ctx, *file);
+  return {};
+}
+
+Result<void> PassthroughFs::fsync(const api::Context& ctx, InodeId inode, api::HandleId handle,
+                                  bool datasync) {
+  auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
+  if (!io) return fail(io.error());
+  return syscall_void([&] { return datasync ? ::fdatasync(io->fd()) : ::fsync(io->fd()); });
+}
+
+Result<void> PassthroughFs::fallocate(const api::Context& ctx, InodeId inode, api::HandleId handle,
+                                      std::uint32_t mode, std::uint64_t offset,
+                                      std::uint64_t length) {
+  auto io = Impl::io_file(*this, ctx, inode, handle, O_WRONLY);
+  if (!io) return fail(io.error());
+  if ((mode & FALLOC_FL_KEEP_SIZE) == 0) {
+    if (auto rc = Impl::check_seal(*this, io->fd(), offset + length); !rc) return rc;
+  }
+  return syscall_void([&] {
+    return ::fallocate(io->fd(), static_cast<int>(mode), static_cast<off_t>(offset),
+                       static_cast<off_t>(length));
+  });
+}
+
+Result<std::uint64_t> PassthroughFs::lseek(const api::Context& ctx, InodeId inode,
+                                           api::HandleId handle, std::uint64_t offset,
+                                           std::uint32_t whence) {
+  auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
+  if (!io) return fail(io.error());
+  // Only SEEK_DATA/SEEK_HOLE reach us; the fd's position is never used for I/O (pread/pwrite),
+  // so moving it is harmless.
+  return syscall_result<std::uint64_t>(
+      [&] { return ::lseek(io->fd(), static_cast<off_t>(offset), static_cast<int>(whence)); });
+}
+
+Result<std::uint64_t> PassthroughFs::copy_file_range(const api::Context& ctx, InodeId inode_in,
+                                                     api::HandleId handle_in,
+                                                     std::uint64_t offset_in, InodeId inode_out,
+                                                     api::HandleId handle_out,
+                                                     std::uint64_t offset_out,
+                                                     std::uint64_t length, std::uint64_t flags) {
+  if (flags != 0) return fail(std::errc::invalid_argument);
+  auto in = Impl::io_file(*this, ctx, inode_in, handle_in, O_RDONLY);
+  if (!in) return fail(in.error());
+  auto out = Impl::io_file(*this, ctx, inode_out, handle_out, O_WRONLY);
+  if (!out) return fail(out.error());
+  if (auto rc = Impl::check_seal(*this, out->fd(), offset_out + length); !rc) return fail(rc.error());
+  auto off_in = static_cast<loff_t>(offset_in);
+  auto off_out = static_cast<loff_t>(offset_out);
+  return syscall_result<std::uint64_t>([&] {
+    return ::copy_file_range(in->fd(), &off_in, out->fd(), &off_out, length, 0);
+  });
+}
+
+Result<api::IoctlReply> PassthroughFs::ioctl(const api::Context& ctx, InodeId inode,
+                                             api::HandleId handle, std::uint32_t,
+                                             std::uint32_t command, std::uint64_t,
+                                             std::span<const std::byte> in,
+                                             std::span<std::byte> out) {
+  // FUSE sends inode flags as a 4-byte int whatever the command's encoded size says.
+  const bool get = command == static_cast<std::uint32_t>(FS_IOC_GETFLAGS);
+  const bool set = command == static_cast<std::uint32_t>(FS_IOC_SETFLAGS);
+  if (!get && !set) return fail(std::errc::inappropriate_io_control_operation);
+  auto file = find_handle(inode, handle);
+  if (!file) return fail(file.error());
+  int current = 0;
+  if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_GETFLAGS, &current); }); !rc)
+    return fail(rc.error());
+  if (get) {
+    if (out.size() < sizeof current) return fail(std::errc::invalid_argument);
+    std::memcpy(out.data(), &current, sizeof current);
+    return api::IoctlReply{0, sizeof current};
+  }
+  if (in.size() < sizeof(int)) return fail(std::errc::invalid_argument);
+  int wanted = 0;
+  std::memcpy(&wanted, in.data(), sizeof wanted);
+  // CAP_LINUX_IMMUTABLE is not a file-system capability: switching fsuid keeps the daemon's, so
+  // an unprivileged owner must be stopped here from (un)setting immutable / append-only.
+  constexpr int guarded = FS_IMMUTABLE_FL | FS_APPEND_FL;
+  if (Impl::unprivileged(*this, ctx) && ((wanted ^ current) & guarded) != 0)
+    return fail(std::errc::operation_not_permitted);
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_SETFLAGS, &wanted); }); !rc)
+    return fail(rc.error());
+  return api::IoctlReply{0, 0};
+}
+
+Result<std::uint32_t> PassthroughFs::poll(const api::Context&, InodeId inode, api::HandleId handle,
+                                          std::uint64_t, std::uint32_t, std::uint32_t events) {
+  auto file = find_handle(inode, handle);
+  if (!file) return fail(file.error());
+  struct pollfd pfd {(*file)->fd(), static_cast<short>(events), 0};
+  if (auto rc = syscall_void([&] { return ::poll(&pfd, 1, 0); }); !rc) return fail(rc.error());
+  return static_cast<std::uint32_t>(static_cast<std::uint16_t>(pfd.revents));
+}
+
+// --- locks -------------------------------------------------------------------------------------
+
+namespace {
+
+struct flock to_host_lock(const api::FileLock& lock) noexcept {
+  struct flock fl {};
+  fl.l_type = static_cast<short>(lock.type);
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(lock.start);
+  // The kernel sends end = OFFSET_MAX for "to the end of file", which POSIX spells length 0.
+  fl.l_len = lock.end >= static_cast<std::uint64_t>(LLONG_MAX)
+                 ? 0
+                 : static_cast<off_t>(lock.end - lock.start + 1);
+  return fl;
+}
+
+}  // namespace
+
+Result<api::FileLock> PassthroughFs::getlk(const api::Context&, InodeId inode, api::HandleId handle,
+                                           std::uint64_t owner, const api::FileLock& lock,
+                                           std::uint32_t) {
+  if (lock.end < lock.start) return fail(std::errc::invalid_argument);
+  auto file = find_handle(inode, handle);
+  if (!file) return fail(file.error());
+  auto fd = Impl::lock_owner_fd(*this, **file, owner);
+  if (!fd) return fail(fd.error());
+  struct flock fl = to_host_lock(lock);
+  if (auto rc = syscall_void([&] { return ::fcntl(*fd, F_OFD_GETLK, &fl); }); !rc)
+    return fail(rc.error());
+  api::FileLock result = lock;
+  result.type = static_cast<std::uint32_t>(fl.l_type);
+  if (fl.l_type != F_UNLCK) {
+    result.start = static_cast<std::uint64_t>(fl.l_start);
+    result.end = fl.l_len == 0 ? static_cast<std::uint64_t>(LLONG_MAX)
+                               : static_cast<std::uint64_t>(fl.l_start + fl.l_len - 1);
+    // OFD locks have no owning process; 0 tells the kernel "unknown".
+    result.pid = 0;
+  }
+  return result;
+}
+
+Result<void> PassthroughFs::setlk(const api::Context& ctx, InodeId inode, api::HandleId handle,
+                                  std::uint64_t owner, const api::FileLock& lock,
+                                  std::uint32_t lock_flags, bool wait) {
+  if (lock.end < lock.start) return fail(std::errc::invalid_argument);
+  auto file = find_handle(inode, handle);
+  if (!file) return fail(file.error());
+  if ((lock_flags & abi::lk_flags::flock) != 0) {
+    // flock(2) belongs to the open file description, i.e. to this FUSE handle.
+    int operation = 0;
+    switch (lock.type) {
+      case F_RDLCK: operation = LOCK_SH; break;
+      case F_WRLCK: operation = LOCK_EX; break;
+      case F_UNLCK: operation = LOCK_UN; break;
+      default: return fail(std::errc::invalid_argument);
+    }
+    const int fd = (*file)->fd();
+    auto attempt = [&] { return syscall_void([&] { return ::flock(fd, operation | LOCK_NB); }); };
+    return wait ? wait_for_lock(ctx, attempt) : attempt();
+  }
+  if (lock.type != F_RDLCK && lock.type != F_WRLCK && lock.type != F_UNLCK)
+    return fail(std::errc::invalid_argument);
+  auto fd = Impl::lock_owner_fd(*this, **file, owner);
+  if (!fd) return fail(fd.error());
+  const struct flock fl = to_host_lock(lock);
+  auto attempt = [&] {
+    struct flock copy = fl;
+    return syscall_void([&] { return ::fcntl(*fd, F_OFD_SETLK, &copy); });
+  };
+  return wait ? wait_for_lock(ctx, attempt) : attempt();
+}
+
+// --- directories -------------------------------------------------------------------------------
+
+Result<api::OpenReply> PassthroughFs::opendir(const api::Context& ctx, InodeId inode_id,
+                                              std::uint32_t) {
+  if (no_opendir_.load(std::memory_order_relaxed)) return fail(std::errc::function_not_supported);
+  auto inode = Impl::directory(*this, inode_id);
+  if (!inode) return fail(inode.error());
+  constexpr int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  UniqueFd fd;
+  {
+    auto creds = Impl::as_caller(*this, ctx);
+    if (!creds) return fail(creds.error());
+    auto opened = Impl::reopen(*this, **inode, flags);
+    if (!opened) return fail(opened.error());
+    fd = std::move(*opened);
+  }
+  return Impl::make_handle(*this, ctx, std::move(*inode), std::move(fd), flags);
+}
+
+namespace {
+
+// Runs `add` for each entry from cookie `offset` on, until it returns false (sink full) or the
+// directory ends; `add` gets the raw entry and consumes it by returning true.
+template <class Add>
+Result<void> list_directory(std::optional<DirStream>& temporary, OpenFile* file, int fd,
+                            std::uint64_t offset, Add&& add) {
+  std::unique_lock<std::mutex> lock;
+  DirStream* stream;
+  if (file != nullptr) {
+    lock = std::unique_lock(file->dir_mutex);
+    if (!file->dir) return fail(std::errc::not_a_directory);
+    stream = &*file->dir;
+  } else {
+    stream = &temporary.emplace(fd);
+  }
+  if (auto rc = stream->seek(offset); !rc) return rc;
+  for (;;) {
+    auto entry = stream->peek();
+    if (!entry) return fail(entry.error());
+    if (!*entry) return {};
+    auto added = add(**entry);
+    if (!added) return fail(added.error());
+    if (!*added) return {};
+    stream->consume();
+  }
+}
+
+}  // namespace
+
+Result<void> PassthroughFs::readdir(const api::Context& ctx, InodeId inode, api::HandleId handle,
+                                    std::uint64_t offset, api::DirSink& sink) {
+  auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY | O_DIRECTORY);
+  if (!io) return fail(io.error());
+  std::optional<DirStream> temporary;
+  return list_directory(temporary, io->file.get(), io->fd(), offset,
+                        [&](const RawDirEntry& raw) -> Result<bool> {
+                          return sink.add(api::DirEntry{raw.ino, raw.next_offset, raw.type, raw.name});
+                        });
+}
+
+Result<void> PassthroughFs::readdirplus(const api::Context& ctx, InodeId inode_id,
+                                        api::HandleId handle, std::uint64_t offset,
+                                        api::DirSink& sink) {
+  auto io = Impl::io_file(*this, ctx, inode_id, handle, O_RDONLY | O_DIRECTORY);
+  if (!io) return fail(io.error());
+  const Inode& dir = io->file ? io->file->inode() : *io->inode;
+  // The entries' attributes are looked up as the caller: a directory it may list but not
+  // search (r without x) shows names without attributes, as on the host.
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  std::optional<DirStream> temporary;
+  return list_directory(
+      temporary, io->file.get(), io->fd(), offset, [&](const RawDirEntry& raw) -> Result<bool> {
+        const api::DirEntry entry{raw.ino, raw.next_offset, raw.type, raw.name};
+        api::Entry attributes;
+        if (is_dot_or_dotdot(raw.name)) {
+          // No reference for "." and "..": the kernel never looks them up through readdirplus.
+          attributes.attr.st_ino = raw.ino;
+          attributes.attr.st_mode = static_cast<mode_t>(raw.type) << 12;
+          return sink.add(entry, attributes);
+        }
+        if (!sink.fits(raw.name)) return false;
+        Name name;
+        std::memcpy(name.text, raw.name.data(), raw.name.size());
+        name.text[raw.name.size()] = '\0';
+        auto found = Impl::lookup_name(*this, dir, name.c_str());
+        if (!found) {
+          // Gone since getdents, or not searchable: the name without attributes (inode 0).
+          attributes.attr.st_ino = raw.ino;
+          attributes.attr.st_mode = static_cast<mode_t>(raw.type) << 12;
+          return sink.add(entry, attributes);
+        }
+        if (!sink.add(entry, *found)) {
+          inodes_.forget(found->inode, 1);
+          return false;
+        }
+        return true;
+      });
+}
+
+Result<void> PassthroughFs::releasedir(const api::Context&, InodeId inode, api::HandleId handle,
+                                       std::uint32_t) {
+  if (!find_handle(inode, handle)) return fail(std::errc::bad_file_descriptor);
+  if (!handles_.remove(handle)) return fail(std::errc::bad_file_descriptor);
+  return {};
+}
+
+Result<void> PassthroughFs::fsyncdir(const api::Context& ctx, InodeId inode, api::HandleId handle,
+                                     bool datasync) {
+  return fsync(ctx, inode, handle, datasync);
+}
+
+// --- whole filesystem, permissions, extended attributes ----------------------------------------
+
+Result<struct statvfs> PassthroughFs::statfs(const api::Context&, InodeId inode_id) {
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  struct statvfs st {};
+  if (auto rc = syscall_void([&] { return ::fstatvfs((*inode)->fd(), &st); }); !rc)
+    return fail(rc.error());
+  return st;
+}
+
+Result<void> PassthroughFs::access(const api::Context& ctx, InodeId inode_id, std::uint32_t mask) {
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  // AT_EACCESS: check with the (switched) fs ids instead of the daemon's real ids.
+  return syscall_void([&] {
+    return ::syscall(SYS_faccessat2, (*inode)->fd(), "", static_cast<int>(mask),
+                     AT_EMPTY_PATH | AT_EACCESS);
+  });
+}
+
+Result<void> PassthroughFs::syncfs(const api::Context&, InodeId inode_id) {
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  // syncfs(2) refuses O_PATH fds; a special file is synced through the root's file system.
+  auto target = (*inode)->is_regular() || (*inode)->is_directory() ? *inode : inodes_.get(api::root_inode);
+  auto fd = Impl::reopen(*this, *target, ((*target).is_directory() ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+  if (!fd) return fail(fd.error());
+  return syscall_void([&] { return ::syncfs(fd->get()); });
+}
+
+Result<api::StatxReply> PassthroughFs::statx(const api::Context&, InodeId inode_id,
+                                             std::optional<api::HandleId> handle,
+                                             std::uint32_t flags, std::uint32_t mask) {
+  int fd = -1;
+  std::shared_ptr<OpenFile> file;
+  std::shared_ptr<Inode> inode;
+  if (handle) {
+    auto found = find_handle(inode_id, *handle);
+    if (!found) return fail(found.error());
+    file = std::move(*found);
+    fd = file->fd();
+  } else {
+    auto found = find_inode(inode_id);
+    if (!found) return fail(found.error());
+    inode = std::move(*found);
+    fd = inode->fd();
+  }
+  auto stx = statx_at(fd, "", mask, static_cast<int>(flags) & AT_STATX_SYNC_TYPE);
+  if (!stx) return fail(stx.error());
+  api::StatxReply reply;
+  reply.stx = *stx;
+  if (!config_.use_host_ino) reply.stx.stx_ino = static_cast<std::uint64_t>(inode_id);
+  reply.timeout = config_.attr_timeout;
+  return reply;
+}
+
+Result<void> PassthroughFs::setxattr(const api::Context& ctx, InodeId inode_id,
+                                     std::string_view name, std::span<const std::byte> value,
+                                     std::uint32_t flags, std::uint32_t) {
+  if (!config_.xattr) return fail(std::errc::function_not_supported);
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  auto checked = xattr_name(name);
+  if (!checked) return fail(checked.error());
+  // The /proc magic link of a symlink's O_PATH fd is no race-free way to reach the link itself.
+  if ((*inode)->is_symlink()) return fail(std::errc::operation_not_permitted);
+  if (Impl::unprivileged(*this, ctx) && (starts_with(name, "trusted.") || starts_with(name, "security.")))
+    return fail(std::errc::operation_not_permitted);
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return syscall_void([&] {
+    return ::setxattr(ProcPath((*inode)->fd()).text, checked->c_str(), value.data(), value.size(),
+                      static_cast<int>(flags));
+  });
+}
+
+Result<std::size_t> PassthroughFs::getxattr(const api::Context& ctx, InodeId inode_id,
+                                            std::string_view name, std::span<std::byte> value) {
+  if (!config_.xattr) return fail(std::errc::function_not_supported);
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  auto checked = xattr_name(name);
+  if (!checked) return fail(checked.error());
+  if ((*inode)->is_symlink()) return fail(std::errc::no_message_available);  // ENODATA
+  if (Impl::unprivileged(*this, ctx) && starts_with(name, "trusted."))
+    return fail(std::errc::no_message_available);
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return syscall_result<std::size_t>([&] {
+    return ::getxattr(ProcPath((*inode)->fd()).text, checked->c_str(),
+                      value.empty() ? nullptr : value.data(), value.size());
+  });
+}
+
+Result<std::size_t> PassthroughFs::listxattr(const api::Context& ctx, InodeId inode_id,
+                                             std::span<char> names) {
+  if (!config_.xattr) return fail(std::errc::function_not_supported);
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  if ((*inode)->is_symlink()) return std::size_t{0};
+  Result<std::size_t> size = fail(std::errc::invalid_argument);
+  {
+    auto creds = Impl::as_caller(*this, ctx);
+    if (!creds) return fail(creds.error());
+    size = syscall_result<std::size_t>([&] {
+      return ::listxattr(ProcPath((*inode)->fd()).text, names.empty() ? nullptr : names.data(),
+                         names.size());
+    });
+  }
+  if (!size || names.empty() || !Impl::unprivileged(*this, ctx)) return size;
+  // Hide trusted.* names from an unprivileged caller, as the host kernel would.
+  std::size_t kept = 0;
+  for (std::size_t at = 0; at < *size;) {
+    const std::string_view one(names.data() + at);
+    const std::size_t length = one.size() + 1;
+    if (!starts_with(one, "trusted.")) {
+      std::memmove(names.data() + kept, names.data() + at, length);
+      kept += length;
+    }
+    at += length;
+  }
+  return kept;
+}
+
+Result<void> PassthroughFs::removexattr(const api::Context& ctx, InodeId inode_id,
+                                        std::string_view name) {
+  if (!config_.xattr) return fail(std::errc::function_not_supported);
+  auto inode = find_inode(inode_id);
+  if (!inode) return fail(inode.error());
+  auto checked = xattr_name(name);
+  if (!checked) return fail(checked.error());
+  if ((*inode)->is_symlink()) return fail(std::errc::operation_not_permitted);
+  if (Impl::unprivileged(*this, ctx) && (starts_with(name, "trusted.") || starts_with(name, "security.")))
+    return fail(std::errc::operation_not_permitted);
+  auto creds = Impl::as_caller(*this, ctx);
+  if (!creds) return fail(creds.error());
+  return syscall_void(
+      [&] { return ::removexattr(ProcPath((*inode)->fd()).text, checked->c_str()); });
+}
+
+}  // namespace fuse_backend::passthrough
