@@ -1,0 +1,202 @@
+// virtiofsd: a vhost-user-fs daemon serving a host directory to a virtual machine.
+//
+//   virtiofsd --socket-path PATH --shared-dir DIR [--cache never|metadata|auto|always]
+//             [--thread-pool-size N] [--tag TAG] [--request-queues N] [--xattr] [--trace]
+//
+// QEMU connects to the unix socket at PATH (-chardev socket,path=PATH -device
+// vhost-user-fs-pci,chardev=...,tag=TAG[,num-request-queues=N]); the guest then mounts the share
+// with `mount -t virtiofs TAG /mnt`. The daemon serves that one QEMU connection and exits 0 when
+// QEMU disconnects (1 if QEMU broke the protocol), printing per-queue request counts to stderr.
+// Bad options give one line on stderr and exit status 1.
+//
+// The pieces: PassthroughFs (the filesystem), Server<virtio::Transport, PassthroughFs> (FUSE
+// decoding), VhostUserFsDevice (the virtio-fs queues), VhostUserBackend (the vhost-user
+// protocol and one thread per queue) and VhostUserListener (the socket).
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <sys/stat.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <fuse_backend/api/server.hpp>
+#include <fuse_backend/passthrough/passthrough_fs.hpp>
+#include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
+#include <fuse_backend/transport/virtio/vhost_user_fs.hpp>
+
+namespace {
+
+namespace api = fuse_backend::api;
+namespace passthrough = fuse_backend::passthrough;
+namespace virtio = fuse_backend::transport::virtio;
+
+constexpr std::string_view usage =
+    "usage: virtiofsd --socket-path PATH --shared-dir DIR [options]\n"
+    "\n"
+    "Serves DIR to a QEMU vhost-user-fs-pci device connecting to the unix socket PATH; exits\n"
+    "when QEMU disconnects.\n"
+    "\n"
+    "  --socket-path PATH       vhost-user socket to listen on (a stale socket is replaced)\n"
+    "  --shared-dir DIR         host directory to share\n"
+    "  --cache MODE             never: no caching (direct I/O); metadata: attributes and\n"
+    "                           entries only; auto: close-to-open (default); always: keep\n"
+    "                           everything (only if nothing else changes DIR)\n"
+    "  --thread-pool-size N     0 or 1: requests are served by one thread per queue, in order\n"
+    "                           (C virtiofsd's --thread-pool-size=0); larger pools are not\n"
+    "                           implemented and refused\n"
+    "  --tag TAG                the virtio-fs tag, for messages (QEMU's vhost-user-fs device\n"
+    "                           announces the tag itself; at most 36 bytes)\n"
+    "  --request-queues N       request queues to serve besides the hiprio queue (default 1;\n"
+    "                           must be at least QEMU's num-request-queues)\n"
+    "  --xattr                  serve extended attributes (default: ENOSYS, as C virtiofsd)\n"
+    "  --trace                  log every vhost-user message\n"
+    "  --help                   this text\n";
+
+struct Options {
+  std::string socket_path;
+  std::string shared_dir;
+  passthrough::CachePolicy cache = passthrough::CachePolicy::automatic;
+  std::string tag = "myfs";
+  unsigned request_queues = 1;
+  bool xattr = false;
+  bool trace = false;
+};
+
+// One line on stderr; the caller exits 1.
+int bad(const std::string& message) {
+  std::fprintf(stderr, "virtiofsd: %s (see --help)\n", message.c_str());
+  return 1;
+}
+
+std::optional<unsigned> parse_count(std::string_view text, unsigned min, unsigned max) {
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
+    return std::nullopt;
+  return value;
+}
+
+// Parses argv into `options`; returns an exit status when the program should stop (0 after
+// --help, 1 after an error already printed).
+std::optional<int> parse(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::optional<std::string_view> inline_value;
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string_view::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto value = [&]() -> std::optional<std::string_view> {
+      if (inline_value) return inline_value;
+      if (i + 1 < argc) return std::string_view(argv[++i]);
+      return std::nullopt;
+    };
+    auto flag = [&]() { return !inline_value; };
+
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage.data(), stdout);
+      return 0;
+    } else if (arg == "--xattr" && flag()) {
+      options.xattr = true;
+    } else if (arg == "--trace" && flag()) {
+      options.trace = true;
+    } else if (arg == "--socket-path" || arg == "--shared-dir" || arg == "--cache" ||
+               arg == "--thread-pool-size" || arg == "--tag" || arg == "--request-queues") {
+      const auto v = value();
+      if (!v) return bad(std::string(arg) + " needs a value");
+      if (arg == "--socket-path") {
+        options.socket_path = *v;
+      } else if (arg == "--shared-dir") {
+        options.shared_dir = *v;
+      } else if (arg == "--cache") {
+        if (*v == "never" || *v == "none")
+          options.cache = passthrough::CachePolicy::never;
+        else if (*v == "metadata")
+          options.cache = passthrough::CachePolicy::metadata;
+        else if (*v == "auto")
+          options.cache = passthrough::CachePolicy::automatic;
+        else if (*v == "always")
+          options.cache = passthrough::CachePolicy::always;
+        else
+          return bad("--cache must be never, metadata, auto or always, not '" + std::string(*v) + "'");
+      } else if (arg == "--tag") {
+        if (v->empty() || v->size() > 36) return bad("--tag must be 1 to 36 bytes");
+        options.tag = *v;
+      } else {
+        const bool pool = arg == "--thread-pool-size";
+        const auto n = pool ? parse_count(*v, 0, 1) : parse_count(*v, 1, 254);
+        if (!n)
+          return bad(std::string(arg) + " must be a number in " + (pool ? "0..1" : "1..254") +
+                     ", not '" + std::string(*v) + "'");
+        if (!pool) options.request_queues = *n;
+      }
+    } else {
+      return bad("unknown option '" + std::string(argv[i]) + "'");
+    }
+  }
+  if (options.socket_path.empty()) return bad("--socket-path is required");
+  if (options.shared_dir.empty()) return bad("--shared-dir is required");
+  struct stat st {};
+  if (::stat(options.shared_dir.c_str(), &st) != 0)
+    return bad("--shared-dir " + options.shared_dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return bad("--shared-dir " + options.shared_dir + " is not a directory");
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (const auto stop = parse(argc, argv, options)) return *stop;
+
+  passthrough::Config config;
+  config.source = options.shared_dir;
+  config.cache_policy = options.cache;
+  config.xattr = options.xattr;
+  auto fs = passthrough::PassthroughFs::create(config);
+  if (!fs) {
+    std::fprintf(stderr, "virtiofsd: cannot share %s: %s\n", options.shared_dir.c_str(),
+                 std::make_error_code(fs.error()).message().c_str());
+    return 1;
+  }
+
+  using FsServer = api::Server<virtio::Transport, passthrough::PassthroughFs>;
+  FsServer server(**fs);
+  virtio::VhostUserFsDevice<FsServer> device(server, options.request_queues);
+  virtio::VhostUserBackend backend(device, {.trace = options.trace, .log = {}});
+
+  auto listener = virtio::VhostUserListener::bind(options.socket_path);
+  if (!listener) {
+    std::fprintf(stderr, "virtiofsd: cannot listen on %s: %s\n", options.socket_path.c_str(),
+                 std::make_error_code(listener.error()).message().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "virtiofsd: sharing %s as '%s' on %s (%u request queue(s))\n",
+               options.shared_dir.c_str(), options.tag.c_str(), options.socket_path.c_str(),
+               options.request_queues);
+  auto connection = listener->accept();
+  if (!connection) {
+    std::fprintf(stderr, "virtiofsd: accept failed: %s\n",
+                 std::make_error_code(connection.error()).message().c_str());
+    return 1;
+  }
+  const auto served = backend.serve(std::move(*connection));
+
+  for (std::size_t q = 0; q < device.queue_count(); ++q) {
+    const auto stats = backend.queue_stats(q);
+    std::fprintf(stderr, "virtiofsd: queue %zu%s: %llu requests, started %llu times\n", q,
+                 q == 0 ? " (hiprio)" : "", static_cast<unsigned long long>(stats.chains),
+                 static_cast<unsigned long long>(stats.starts));
+  }
+  if (!served) {
+    std::fprintf(stderr, "virtiofsd: connection ended by a protocol error: %s\n",
+                 std::make_error_code(served.error()).message().c_str());
+    return 1;
+  }
+  return 0;
+}
