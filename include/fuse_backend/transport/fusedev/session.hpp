@@ -62,9 +62,9 @@ class Session {
   // True when the mount went through fusermount3 (so does the unmount).
   bool via_fusermount() const noexcept { return via_fusermount_; }
 
-  // Unmounts (umount2, MNT_DETACH when `lazy`; `fusermount3 -u [-z]` when unprivileged). The
-  // filesystem having been unmounted from outside already counts as success. Serving workers
-  // then read ENODEV and end.
+  // Unmounts (umount2, MNT_DETACH when `lazy`; `fusermount3 -u [-z]` when unprivileged).
+  // Privileged, a filesystem already unmounted from outside counts as success (fusermount3 has
+  // no such mode: it fails then, and says so on stderr). Serving workers then read ENODEV and end.
   Result<void> unmount(bool lazy = false) noexcept;
 
  private:
