@@ -85,13 +85,14 @@ TEST(FusedevBackingFiles, PassthroughReadsComeFromTheHostFile) {
   BackedFs fs(host_fd.get());
   ServedMount<BackedFs> mount(fs);
   ASSERT_TRUE(mount.ok()) << mount.error();
-  ASSERT_NE(mount.service().server().negotiated_flags() & abi::init_flags::passthrough, 0u)
-      << "the kernel did not offer FUSE_PASSTHROUGH";
   {
     // Created empty in memory (create takes no backing file here).
     UniqueFd created(::open(mount.path("f").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
     ASSERT_TRUE(created.valid()) << std::strerror(errno);
   }
+  // INIT has been answered by now (the kernel holds every request until it is).
+  ASSERT_NE(mount.service().server().negotiated_flags() & abi::init_flags::passthrough, 0u)
+      << "the kernel did not offer FUSE_PASSTHROUGH";
   UniqueFd fd(::open(mount.path("f").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(fd.valid()) << std::strerror(errno) << " (backing open errno " << fs.last_error() << ")";
   std::array<char, 64> buffer{};
