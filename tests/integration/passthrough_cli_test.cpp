@@ -1,0 +1,345 @@
+// Integration tests of the examples/passthrough command line: every bad input is exactly one line
+// on stderr naming the problem and exit status 1; a good run serves a temp source directory
+// (writes land in the source, source files read back, listings match) until SIGTERM / SIGINT /
+// an unmount from outside, and then exits 0 with nothing left mounted. Needs root and /dev/fuse.
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <support/mount_guard.hpp>
+#include <support/temp_dir.hpp>
+
+extern char** environ;
+
+namespace {
+
+using fuse_backend::testing::ChildGuard;
+using fuse_backend::testing::is_mounted;
+using fuse_backend::testing::MountGuard;
+using fuse_backend::testing::TempDir;
+using fuse_backend::testing::wait_for_mount;
+
+const std::string binary = FUSE_BACKEND_EXAMPLES_DIR "/passthrough";
+
+// Starts passthrough with `args`, stdout and stderr going to the files `out` and `err` (files, not
+// pipes: a daemon logging with --debug must never block on a pipe nobody drains).
+pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << binary << ": " << std::strerror(rc);
+  return rc == 0 ? pid : -1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool spit(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  return static_cast<bool>(out);
+}
+
+std::vector<std::string> list_dir(const std::string& path) {
+  std::vector<std::string> names;
+  if (DIR* dir = ::opendir(path.c_str())) {
+    while (const dirent* entry = ::readdir(dir)) {
+      if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
+        names.emplace_back(entry->d_name);
+      }
+    }
+    ::closedir(dir);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+struct Outcome {
+  int status = -1;  // wait status, -1 when it did not end within the timeout
+  std::string out;
+  std::string err;
+};
+
+// Runs passthrough to completion (at most 10 s; a hang is killed by the guard and fails).
+Outcome run(const std::vector<std::string>& args) {
+  TempDir logs("fuse_backend_cli_logs");
+  const std::string out = logs.str() + "/out", err = logs.str() + "/err";
+  ChildGuard child(spawn(args, out, err));
+  Outcome outcome;
+  if (const auto status = child.wait_for(10'000)) outcome.status = *status;
+  outcome.out = slurp(out);
+  outcome.err = slurp(err);
+  return outcome;
+}
+
+bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+
+// --- bad input: one line on stderr, exit 1 --------------------------------------------------
+
+// Fixture-free directories each bad-input case can point at.
+class Paths {
+ public:
+  Paths() { spit(file(), "not a directory\n"); }
+  std::string dir() const { return dir_.str(); }
+  std::string mnt() const { return mnt_.str(); }
+  std::string file() const { return dir_.str() + "/regular_file"; }
+  std::string missing() const { return dir_.str() + "/does_not_exist"; }
+
+ private:
+  TempDir dir_{"fuse_backend_cli_src"};
+  TempDir mnt_{"fuse_backend_cli_mnt"};
+};
+
+struct BadInput {
+  const char* name;
+  // Arguments; "{src}", "{mnt}", "{file}" and "{missing}" are replaced by paths from Paths.
+  std::vector<std::string> args;
+  // Every fragment must appear in the one error line.
+  std::vector<std::string> fragments;
+};
+
+std::string expand(std::string arg, const Paths& paths) {
+  const std::pair<const char*, std::string> names[] = {
+      {"{src}", paths.dir()}, {"{mnt}", paths.mnt()}, {"{file}", paths.file()}, {"{missing}", paths.missing()}};
+  for (const auto& [key, value] : names) {
+    for (std::size_t at; (at = arg.find(key)) != std::string::npos;) arg.replace(at, std::strlen(key), value);
+  }
+  return arg;
+}
+
+class PassthroughCliBadInput : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(PassthroughCliBadInput, IsOneLineOnStderrAndExitOne) {
+  Paths paths;
+  std::vector<std::string> args;
+  for (const auto& arg : GetParam().args) args.push_back(expand(arg, paths));
+  const Outcome outcome = run(args);
+  EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
+  EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
+  EXPECT_EQ(outcome.err.rfind("passthrough: ", 0), 0u) << outcome.err;
+  for (const auto& fragment : GetParam().fragments) {
+    EXPECT_NE(outcome.err.find(expand(fragment, paths)), std::string::npos)
+        << "expected '" << expand(fragment, paths) << "' in: " << outcome.err;
+  }
+  EXPECT_TRUE(outcome.out.empty()) << outcome.out;
+  EXPECT_FALSE(is_mounted(paths.mnt()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, PassthroughCliBadInput,
+    ::testing::Values(
+        BadInput{"NoArguments", {}, {"missing SOURCE and MOUNTPOINT"}},
+        BadInput{"OnlySource", {"{src}"}, {"missing MOUNTPOINT"}},
+        BadInput{"ThreePositionals", {"{src}", "{mnt}", "extra"}, {"unexpected argument 'extra'"}},
+        BadInput{"MissingSource", {"{missing}", "{mnt}"}, {"source '{missing}' does not exist"}},
+        BadInput{"SourceIsAFile", {"{file}", "{mnt}"}, {"source '{file}' is not a directory"}},
+        BadInput{"MissingMountpoint", {"{src}", "{missing}"}, {"mountpoint '{missing}' does not exist"}},
+        BadInput{"MountpointIsAFile", {"{src}", "{file}"}, {"mountpoint '{file}' is not a directory"}},
+        BadInput{"UnknownLongOption", {"--bogus", "{src}", "{mnt}"}, {"unknown option '--bogus'"}},
+        BadInput{"UnknownShortOption", {"-x", "{src}", "{mnt}"}, {"unknown option '-x'"}},
+        BadInput{"UnknownMountOption", {"-o", "ro,bogus=1", "{src}", "{mnt}"}, {"unknown option '-o bogus'"}},
+        BadInput{"ZeroThreads", {"--threads", "0", "{src}", "{mnt}"}, {"bad value '0' for --threads"}},
+        BadInput{"NonNumericThreads", {"--threads", "abc", "{src}", "{mnt}"}, {"bad value 'abc' for --threads"}},
+        BadInput{"ThreadsWithTrailingJunk", {"--threads=4x", "{src}", "{mnt}"}, {"bad value '4x' for --threads"}},
+        BadInput{"ThreadsWithoutValue", {"{src}", "{mnt}", "--threads"}, {"--threads needs a value"}},
+        BadInput{"BogusCache", {"--cache", "bogus", "{src}", "{mnt}"}, {"bad value 'bogus' for --cache", "never"}},
+        BadInput{"BogusCacheInMountOptions", {"-o", "cache=bogus", "{src}", "{mnt}"}, {"bad value 'bogus' for -o cache"}},
+        BadInput{"TinyMaxWrite", {"-o", "max_write=1", "{src}", "{mnt}"}, {"bad value '1' for -o max_write"}},
+        BadInput{"NegativeTimeout", {"-otimeout=-1", "{src}", "{mnt}"}, {"bad value '-1' for -o timeout"}},
+        BadInput{"FlagWithValue", {"-o", "writeback=yes", "{src}", "{mnt}"}, {"-o writeback takes no value"}},
+        BadInput{"SettingWithoutValue", {"-o", "fsname", "{src}", "{mnt}"}, {"-o fsname needs a value"}},
+        BadInput{"DanglingDashO", {"{src}", "{mnt}", "-o"}, {"-o needs a value"}},
+        BadInput{"WritebackWithBacking", {"--writeback", "--passthrough-backing", "{src}", "{mnt}"},
+                 {"writeback and passthrough_backing cannot be combined"}}),
+    [](const ::testing::TestParamInfo<BadInput>& param) { return std::string(param.param.name); });
+
+TEST(PassthroughCli, BusyMountpointIsOneLineAndExitOne) {
+  Paths paths;
+  // Something already mounted on the mountpoint (a tiny tmpfs): mount(2) would stack on top of
+  // it, so the daemon must refuse instead.
+  MountGuard busy(paths.mnt());
+  ASSERT_EQ(::mount("fuse_backend_busy", paths.mnt().c_str(), "tmpfs", 0, "size=64k"), 0)
+      << std::strerror(errno);
+  const Outcome outcome = run({paths.dir(), paths.mnt()});
+  EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
+  EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
+  EXPECT_NE(outcome.err.find("mountpoint '" + paths.mnt() + "' is busy"), std::string::npos)
+      << outcome.err;
+}
+
+TEST(PassthroughCli, HelpAndVersionPrintToStdoutAndExitZero) {
+  const Outcome help = run({"--help"});
+  EXPECT_TRUE(exited_with(help.status, 0)) << "wait status " << help.status;
+  EXPECT_EQ(help.out.rfind("usage: passthrough [options] SOURCE MOUNTPOINT", 0), 0u) << help.out;
+  for (const char* option : {"--cache", "--writeback", "--threads", "--passthrough-backing",
+                             "--allow-other", "--foreground", "--debug", "-o OPT"}) {
+    EXPECT_NE(help.out.find(option), std::string::npos) << option << " missing from --help";
+  }
+  EXPECT_TRUE(help.err.empty()) << help.err;
+
+  const Outcome version = run({"-V"});
+  EXPECT_TRUE(exited_with(version.status, 0)) << "wait status " << version.status;
+  EXPECT_NE(version.out.find("passthrough"), std::string::npos) << version.out;
+  EXPECT_TRUE(version.err.empty()) << version.err;
+}
+
+// --- good runs ------------------------------------------------------------------------------
+
+class PassthroughCliServe : public ::testing::Test {
+ protected:
+  // Starts the daemon on source_ -> mnt_ with `extra` options and waits for the mount.
+  void start(std::vector<std::string> extra = {}) {
+    extra.push_back(source_.str());
+    extra.push_back(mnt_.str());
+    child_.emplace(spawn(extra, logs_.str() + "/out", logs_.str() + "/err"));
+    ASSERT_GT(child_->pid(), 0);
+    ASSERT_TRUE(wait_for_mount(mnt_.str(), true)) << "not mounted; stderr: " << stderr_text();
+  }
+  // Waits for the daemon to end; its wait status, or -1 after 10 s.
+  int wait_exit() {
+    const auto status = child_->wait_for(10'000);
+    return status ? *status : -1;
+  }
+  std::string stderr_text() const { return slurp(logs_.str() + "/err"); }
+
+  // A round trip through the mount in both directions, and a listing.
+  void exercise() {
+    ASSERT_TRUE(spit(source_.str() + "/from_source.txt", "written on the host\n"));
+    EXPECT_EQ(slurp(mnt_.str() + "/from_source.txt"), "written on the host\n");
+
+    ASSERT_TRUE(spit(mnt_.str() + "/from_mount.txt", "written through FUSE\n"));
+    EXPECT_EQ(slurp(source_.str() + "/from_mount.txt"), "written through FUSE\n");
+
+    ASSERT_EQ(::mkdir((mnt_.str() + "/subdir").c_str(), 0755), 0) << std::strerror(errno);
+    struct stat st {};
+    ASSERT_EQ(::stat((source_.str() + "/subdir").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+
+    EXPECT_EQ(list_dir(mnt_.str()),
+              (std::vector<std::string>{"from_mount.txt", "from_source.txt", "subdir"}));
+  }
+
+  void expect_clean_exit() {
+    const int status = wait_exit();
+    EXPECT_TRUE(exited_with(status, 0)) << "wait status " << status << "; stderr: " << stderr_text();
+    EXPECT_FALSE(is_mounted(mnt_.str())) << "still mounted after the daemon exited";
+  }
+
+  TempDir logs_{"fuse_backend_cli_logs"};
+  TempDir source_{"fuse_backend_cli_src"};
+  TempDir mnt_{"fuse_backend_cli_mnt"};
+  MountGuard mount_guard_{mnt_.str()};  // after mnt_: unmounts before the directory goes
+  std::optional<ChildGuard> child_;     // last: killed first, before the unmount
+};
+
+TEST_F(PassthroughCliServe, ServesTheSourceUntilSigterm) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
+  // Nothing was lost on the way out.
+  EXPECT_EQ(slurp(source_.str() + "/from_mount.txt"), "written through FUSE\n");
+  EXPECT_TRUE(stderr_text().empty()) << stderr_text();
+}
+
+TEST_F(PassthroughCliServe, SigintStopsAndUnmountsToo) {
+  ASSERT_NO_FATAL_FAILURE(start({"-f", "--threads", "1"}));
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  ASSERT_EQ(::kill(child_->pid(), SIGINT), 0);
+  expect_clean_exit();
+}
+
+TEST_F(PassthroughCliServe, ExitsCleanlyWhenUnmountedFromOutside) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  ASSERT_EQ(::umount2(mnt_.str().c_str(), 0), 0) << std::strerror(errno);
+  expect_clean_exit();
+}
+
+TEST_F(PassthroughCliServe, ReadOnlyMountRefusesWrites) {
+  ASSERT_NO_FATAL_FAILURE(start({"-o", "ro,cache=never,timeout=0"}));
+  ASSERT_TRUE(spit(source_.str() + "/host.txt", "host\n"));
+  EXPECT_EQ(slurp(mnt_.str() + "/host.txt"), "host\n");
+  EXPECT_EQ(::open((mnt_.str() + "/new.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644), -1);
+  EXPECT_EQ(errno, EROFS);
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
+}
+
+TEST_F(PassthroughCliServe, OptionsOfEveryKindAreAccepted) {
+  ASSERT_NO_FATAL_FAILURE(start({"--cache=always", "--writeback", "--threads=3", "--allow-other",
+                                 "--foreground", "-o", "default_permissions,xattr,no_readdirplus",
+                                 "-o", "max_write=131072,timeout=0.5,fsname=cli_test_fs"}));
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  std::ifstream mounts("/proc/self/mounts");
+  std::string line;
+  bool found = false;
+  while (std::getline(mounts, line)) {
+    if (line.find(" " + mnt_.str() + " ") == std::string::npos) continue;
+    found = true;
+    EXPECT_EQ(line.rfind("cli_test_fs " + mnt_.str() + " fuse.passthrough ", 0), 0u) << line;
+    EXPECT_NE(line.find("allow_other"), std::string::npos) << line;
+    EXPECT_NE(line.find("default_permissions"), std::string::npos) << line;
+  }
+  EXPECT_TRUE(found) << "no /proc/self/mounts line for " << mnt_.str();
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
+}
+
+// With backing files the kernel reads and writes the host file itself: the data round trip
+// works and the daemon never sees a READ or WRITE request (this kernel has FUSE passthrough).
+TEST_F(PassthroughCliServe, PassthroughBackingMovesDataWithoutTheDaemon) {
+  ASSERT_NO_FATAL_FAILURE(start({"--passthrough-backing", "--debug"}));
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
+  const std::string log = stderr_text();
+  EXPECT_NE(log.find(": CREATE nodeid"), std::string::npos) << log;
+  EXPECT_NE(log.find(": OPEN nodeid"), std::string::npos) << log;
+  EXPECT_EQ(log.find(": READ nodeid"), std::string::npos) << log;
+  EXPECT_EQ(log.find(": WRITE nodeid"), std::string::npos) << log;
+}
+
+TEST_F(PassthroughCliServe, DebugLogsEveryRequestWithItsOpcode) {
+  ASSERT_NO_FATAL_FAILURE(start({"--debug"}));
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
+  const std::string log = stderr_text();
+  for (const char* expected : {"INIT", "LOOKUP", "CREATE", "WRITE", "MKDIR", "READDIR", "unique ",
+                               "nodeid 1", "-> ok", "-> ENOENT"}) {
+    EXPECT_NE(log.find(expected), std::string::npos) << "'" << expected << "' not logged";
+  }
+}
+
+}  // namespace
