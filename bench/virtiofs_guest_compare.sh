@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Guest-side throughput of examples/virtiofsd against QEMU's reference C virtiofsd, measured in
 # the same run: a Linux guest (../shared/tools/virtiofs-guest) writes a 64 MiB file with dd
-# (conv=fsync) and reads it back with its page cache dropped, through each daemon in turn.
+# (conv=fsync) and reads it back with its page cache dropped, --iterations times per boot,
+# through each daemon in turn.
 #
 #   bench/virtiofs_guest_compare.sh [--virtiofsd PATH] [--cache never|auto|always] [--runs N]
-#                                   [--request-queues N]
+#                                   [--iterations N] [--request-queues N]
 #
-#   --virtiofsd PATH   our daemon (default: build/dev/examples/virtiofsd, then build/release)
+#   --virtiofsd PATH   our daemon (default: build/release/examples/virtiofsd, then build/dev)
 #   --cache MODE       cache mode for BOTH daemons (ours --cache MODE, the reference
 #                      -o cache=MODE with never spelled "none"); default auto
-#   --runs N           guest boots per daemon, alternating ours/reference (default 3); the best
-#                      run of each is reported (boot noise only ever slows a run down)
+#   --runs N           guest boots per daemon, alternating ours/reference (default 2)
+#   --iterations N     write+read rounds per boot (default 5)
 #
-# Prints one line per run and a summary table with MB/s and ours/reference ratios. Under TCG
-# (no usable KVM) the guest CPU is emulated, so absolute figures are low and the ratio is the
-# meaningful number. Needs root for the reference daemon.
+# Reported per daemon: the median and the best of all rounds (other load on the host only ever
+# slows a round down, so the best is the steadiest figure) and the ours/reference ratios. Under
+# TCG (no usable KVM) the guest CPU is emulated: absolute figures are low, the ratio is what
+# matters. Needs root for the reference daemon.
 #
 # SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 set -euo pipefail
@@ -23,20 +25,22 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tool=../shared/tools/virtiofs-guest
 daemon=""
 cache=auto
-runs=3
+runs=2
+iterations=5
 queues=1
 while (($#)); do
   case $1 in
     --virtiofsd) daemon=$2; shift 2;;
     --cache) cache=$2; shift 2;;
     --runs) runs=$2; shift 2;;
+    --iterations) iterations=$2; shift 2;;
     --request-queues) queues=$2; shift 2;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2;;
   esac
 done
 if [[ -z $daemon ]]; then
-  for candidate in build/dev/examples/virtiofsd build/release/examples/virtiofsd; do
+  for candidate in build/release/examples/virtiofsd build/dev/examples/virtiofsd; do
     [[ -x $candidate ]] && { daemon=$candidate; break; }
   done
 fi
@@ -55,19 +59,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Times come from /proc/uptime (10 ms resolution), enough for transfers of a second or more.
-cat >"$work/dd.sh" <<'EOF'
+# The guest script; times come from /proc/uptime (10 ms resolution).
+cat >"$work/dd.sh" <<'GUEST'
 now() { cut -d' ' -f1 /proc/uptime; }
-sync; echo 3 > /proc/sys/vm/drop_caches
-t0=$(now); dd if=/dev/zero of=dd.bin bs=1M count=64 conv=fsync 2>/dev/null; t1=$(now)
-echo 3 > /proc/sys/vm/drop_caches
-t2=$(now); dd if=dd.bin of=/dev/null bs=1M 2>/dev/null; t3=$(now)
-rm dd.bin
-awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
-  'BEGIN { printf "RESULT %.2f %.2f\n", 64 / (b - a > 0.01 ? b - a : 0.01), 64 / (d - c > 0.01 ? d - c : 0.01) }'
-EOF
+for i in $(seq "$ITERATIONS"); do
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  t0=$(now); dd if=/dev/zero of=dd.bin bs=1M count=64 conv=fsync 2>/dev/null; t1=$(now)
+  echo 3 > /proc/sys/vm/drop_caches
+  t2=$(now); dd if=dd.bin of=/dev/null bs=1M 2>/dev/null; t3=$(now)
+  rm dd.bin
+  awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN {
+    w = b - a; r = d - c; if (w < 0.01) w = 0.01; if (r < 0.01) r = 0.01
+    printf "RESULT %.2f %.2f\n", 64 / w, 64 / r }'
+done
+GUEST
+sed -i "1i ITERATIONS=$iterations" "$work/dd.sh"
 
-common=(--strict --timeout 180 --request-queues "$queues" --script "$work/dd.sh")
+common=(--strict --timeout 300 --request-queues "$queues" --script "$work/dd.sh")
 
 run_ours() {
   local share=$work/ours-share sock=$work/ours.sock
@@ -90,23 +98,33 @@ run_reference() {
   grep '^RESULT' "$work/out"
 }
 
-best_ours_w=0 best_ours_r=0 best_ref_w=0 best_ref_r=0
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-echo "dd 64 MiB in the guest, cache=$cache, $runs run(s) each, request queues: $queues"
+echo "dd 64 MiB in the guest, cache=$cache, $runs boot(s) x $iterations round(s) per daemon," \
+  "request queues: $queues"
 echo "ours: $daemon"
+: >"$work/ours.results"
+: >"$work/reference.results"
 for ((i = 1; i <= runs; i++)); do
-  line=$(run_ours)
-  read -r _ w r <<<"$line"
-  printf '  run %d  ours       write %8.2f MB/s  read %8.2f MB/s\n' "$i" "$w" "$r"
-  best_ours_w=$(max "$best_ours_w" "$w"); best_ours_r=$(max "$best_ours_r" "$r")
-  line=$(run_reference)
-  read -r _ w r <<<"$line"
-  printf '  run %d  reference  write %8.2f MB/s  read %8.2f MB/s\n' "$i" "$w" "$r"
-  best_ref_w=$(max "$best_ref_w" "$w"); best_ref_r=$(max "$best_ref_r" "$r")
+  for who in ours reference; do
+    "run_$who" >"$work/last"
+    cat "$work/last" >>"$work/$who.results"
+    awk -v b="$i" -v w="$who" '{ printf "  boot %d  %-9s  write %8.1f MB/s  read %8.1f MB/s\n", b, w, $2, $3 }' "$work/last"
+  done
 done
-awk -v ow="$best_ours_w" -v or="$best_ours_r" -v rw="$best_ref_w" -v rr="$best_ref_r" 'BEGIN {
-  printf "\nbest of each        write MB/s   read MB/s\n"
-  printf "  ours (fuse_backend) %10.2f  %10.2f\n", ow, or
-  printf "  reference (QEMU C)  %10.2f  %10.2f\n", rw, rr
-  printf "  ours / reference    %10.2f  %10.2f\n", ow / rw, or / rr
+
+# "median best" of column $1 (2 = write, 3 = read) of results file $2
+stats() {
+  awk -v c="$1" '{ print $c }' "$2" | sort -g |
+    awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %s", m, v[NR] }'
+}
+read -r ow_med ow_best <<<"$(stats 2 "$work/ours.results")"
+read -r or_med or_best <<<"$(stats 3 "$work/ours.results")"
+read -r rw_med rw_best <<<"$(stats 2 "$work/reference.results")"
+read -r rr_med rr_best <<<"$(stats 3 "$work/reference.results")"
+awk -v owm="$ow_med" -v owb="$ow_best" -v orm="$or_med" -v orb="$or_best" \
+    -v rwm="$rw_med" -v rwb="$rw_best" -v rrm="$rr_med" -v rrb="$rr_best" 'BEGIN {
+  printf "\n                       write MB/s          read MB/s\n"
+  printf "                       median    best      median    best\n"
+  printf "  ours (fuse_backend)  %7.1f %7.1f    %7.1f %7.1f\n", owm, owb, orm, orb
+  printf "  reference (QEMU C)   %7.1f %7.1f    %7.1f %7.1f\n", rwm, rwb, rrm, rrb
+  printf "  ours / reference     %7.2f %7.2f    %7.2f %7.2f\n", owm / rwm, owb / rwb, orm / rrm, orb / rrb
 }'
