@@ -53,7 +53,11 @@ class Reader final : public api::ZeroCopyReader {
     data_ = data_.subspan(count);
     return bytes;
   }
-  bool skip(std::size_t count) noexcept { return !read_bytes(count).empty() || count == 0; }
+  bool skip(std::size_t count) noexcept {
+    if (count > data_.size()) return false;
+    data_ = data_.subspan(count);
+    return true;
+  }
   api::BackingFiles* backing_files() noexcept { return backing_; }
 
   Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override;
