@@ -254,6 +254,12 @@ class Master {
     const int fds[] = {fd};
     send_value(request, payload, fds);
   }
+  // The same, waiting until the back-end has applied it (REPLY_ACK).
+  void set_fd_acked(vu::Request request, std::size_t q, int fd) {
+    const std::uint64_t payload = q;
+    const int fds[] = {fd};
+    EXPECT_EQ(acked(request, payload, fds), 0u);
+  }
 
   // The DRIVER_OK part: features, memory (ADD_MEM_REG), rings, enable.
   void start(std::uint64_t features = version_1 | protocol_features | event_idx | indirect_desc) {
@@ -488,7 +494,7 @@ TEST_F(VhostUserBackendTest, CallFdSwapWhileRunning) {
   m.handshake();
   m.start();
   UniqueFd fresh_call(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  m.set_fd(vu::Request::set_vring_call, 1, fresh_call.get());
+  m.set_fd_acked(vu::Request::set_vring_call, 1, fresh_call.get());
   m.post(1, "swap", 8);
   EXPECT_TRUE(Master::wait_fd(fresh_call.get(), 5000));
   EXPECT_EQ(m.wait_reply(1, 0), "paws");
