@@ -24,10 +24,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fuse_backend/api/server.hpp>
+#include <fuse_backend/transport/virtio/chain_io.hpp>
 #include <fuse_backend/transport/virtio/descriptor_chain.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_channel.hpp>
+#include <fuse_backend/transport/virtio/vhost_user_fs.hpp>
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
+#include <support/memory_fs.hpp>
+#include <support/message_builder.hpp>
 #include <support/temp_dir.hpp>
 
 namespace fb = fuse_backend;
@@ -161,7 +166,8 @@ RingPlace place(std::size_t q) {
 }
 
 // -------------------------------------------------------------------------------------------
-// The test master: plays QEMU on one end of a socketpair while the back-end serves the other.
+// The test master: plays QEMU on one end of a socketpair while the back-end serves the other,
+// and the guest driver of every ring.
 
 class Master {
  public:
@@ -309,6 +315,10 @@ class Master {
     std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(ram.at(p.avail + 2)))
         .store(avail_idx_[q], std::memory_order_release);
     kick(q);
+  }
+  void post(std::size_t q, const std::vector<std::byte>& request, std::uint32_t reply_len) {
+    post(q, std::string_view(reinterpret_cast<const char*>(request.data()), request.size()),
+         reply_len);
   }
   void kick(std::size_t q) { ASSERT_EQ(::eventfd_write(kick_[q].get(), 1), 0); }
   void set_avail_idx(std::size_t q, std::uint16_t idx) {
@@ -832,4 +842,66 @@ TEST_F(VhostUserBackendTest, BadVersionFlags) {
     expect_rejected(m, "malformed message");
   }
   expect_fresh_connection_works();
+}
+
+// --- FUSE over vhost-user: VhostUserFsDevice + Server + an in-memory filesystem ----------------
+
+namespace {
+
+namespace wire = fuse_backend::abi;
+using fuse_backend::testing::MessageBuilder;
+using fuse_backend::testing::ParsedReply;
+using FsServer = fuse_backend::api::Server<virtio::Transport, fuse_backend::testing::MemoryFs>;
+
+ParsedReply parse(const std::optional<std::string>& bytes) {
+  if (!bytes) return {};
+  return ParsedReply::parse(std::as_bytes(std::span(bytes->data(), bytes->size())));
+}
+
+}  // namespace
+
+TEST(VhostUserFs, FuseRequestsOnHiprioAndBothRequestQueues) {
+  fuse_backend::testing::MemoryFs fs;
+  FsServer server(fs);
+  virtio::VhostUserFsDevice<FsServer> device(server, 2);
+  LogCapture log;
+  virtio::VhostUserBackend backend(device, log.options());
+  ASSERT_EQ(device.queue_count(), 3u);
+  Master m(backend, 3);
+  m.handshake();
+  m.start();
+
+  m.post(1, fuse_backend::testing::init_request(7, 38, 0), 256);
+  const auto init = parse(m.wait_reply(1));
+  ASSERT_EQ(init.error(), 0) << log.all();
+  EXPECT_EQ(init.header.unique, 1u);
+  EXPECT_EQ(init.as<wire::init_out>().major, 7u);
+
+  // A request on the second request queue is answered there.
+  m.post(2, MessageBuilder(wire::opcode::mkdir, 1, 2).add(wire::mkdir_in{0755, 0}).name("dir").build(),
+         256);
+  const auto made = parse(m.wait_reply(2));
+  ASSERT_EQ(made.error(), 0);
+  EXPECT_EQ(made.header.unique, 2u);
+  const auto dir = made.as<wire::entry_out>().nodeid;
+  EXPECT_NE(dir, 0u);
+
+  m.post(1, MessageBuilder(wire::opcode::lookup, 1, 3).name("dir").build(), 256);
+  const auto found = parse(m.wait_reply(1));
+  ASSERT_EQ(found.error(), 0);
+  EXPECT_EQ(found.as<wire::entry_out>().nodeid, dir);
+
+  // FORGET on the hiprio queue has no reply, but its chain still comes back, with 0 bytes.
+  m.post(0, MessageBuilder(wire::opcode::forget, dir, 4).add(wire::forget_in{2}).build(), 0);
+  EXPECT_EQ(m.wait_reply(0), std::string());
+
+  // A request whose chain cannot hold a reply header is returned with 0 bytes, not dropped.
+  m.post(1, MessageBuilder(wire::opcode::getattr, 1, 5).add(wire::getattr_in{}).build(), 8);
+  EXPECT_EQ(m.wait_reply(1), std::string());
+
+  EXPECT_EQ(m.get_vring_base(0), 1u);
+  EXPECT_EQ(m.get_vring_base(1), 3u);
+  EXPECT_EQ(m.get_vring_base(2), 1u);
+  EXPECT_TRUE(m.close());
+  EXPECT_EQ(backend.queue_stats(2).chains, 1u);
 }
