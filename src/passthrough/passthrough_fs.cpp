@@ -972,9 +972,19 @@ Result<api::IoctlReply> PassthroughFs::ioctl(const api::Context& ctx, InodeId in
   // FUSE sends inode flags as a 4-byte int whatever the command's encoded size says.
   const bool get = command == static_cast<std::uint32_t>(FS_IOC_GETFLAGS);
   const bool set = command == static_cast<std::uint32_t>(FS_IOC_SETFLAGS);
-  if (!get && !set) return fail(std::errc::inappropriate_io_control_operation);
+  // The kernel reads the old attributes with FSGETXATTR before any SETFLAGS (vfs_fileattr_set).
+  const bool get_extended = command == static_cast<std::uint32_t>(FS_IOC_FSGETXATTR);
+  if (!get && !set && !get_extended) return fail(std::errc::inappropriate_io_control_operation);
   auto file = find_handle(inode, handle);
   if (!file) return fail(file.error());
+  if (get_extended) {
+    struct fsxattr attributes {};
+    if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_FSGETXATTR, &attributes); }); !rc)
+      return fail(rc.error());
+    if (out.size() < sizeof attributes) return fail(std::errc::invalid_argument);
+    std::memcpy(out.data(), &attributes, sizeof attributes);
+    return api::IoctlReply{0, sizeof attributes};
+  }
   int current = 0;
   if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_GETFLAGS, &current); }); !rc)
     return fail(rc.error());

@@ -29,9 +29,12 @@
 //     go through the fd or /proc/self/fd/N, never through a path the client named.
 // - Credentials: when the daemon runs as root, every op that checks permission or creates runs
 //   with the caller's fsuid/fsgid and supplementary groups (ScopedCredentials, per thread).
-// - ioctl: only FS_IOC_GETFLAGS and FS_IOC_SETFLAGS (chattr/lsattr, 4-byte flags as the FUSE
-//   kernel sends them), on an open regular file or directory, as the caller; everything else is
-//   ENOTTY. Other ioctls pass pointers or act on devices, neither of which is safe to forward.
+// - ioctl: only FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (chattr/lsattr, 4-byte flags as the FUSE
+//   kernel sends them) and FS_IOC_FSGETXATTR (which the kernel reads before every SETFLAGS), on
+//   an open regular file or directory, as the caller; an unprivileged caller may not change
+//   the immutable/append-only flags (the daemon's CAP_LINUX_IMMUTABLE survives the fsuid
+//   switch). Everything else is ENOTTY: FSSETXATTR would let a caller set project ids, other
+//   ioctls pass pointers or act on devices, none of which is safe to forward.
 // - poll: host regular files and directories are always ready; answers the requested events.
 // - Data moves through api::ZeroCopyReader/Writer straight between the host fd and the transport.
 //   read, write, getattr and lookups of known inodes allocate nothing.

@@ -786,6 +786,16 @@ TEST_F(PassthroughTest, IoctlServesInodeFlagsOnly) {
                      std::as_bytes(std::span(&flags, 1)), {})
                 .error(),
             std::errc::operation_not_permitted);
+  struct fsxattr attributes {};
+  auto extended = fs.ioctl(ctx_, f, handle->handle, 0, FS_IOC_FSGETXATTR, 0, {},
+                           std::as_writable_bytes(std::span(&attributes, 1)));
+  ASSERT_TRUE(extended);
+  EXPECT_EQ(extended->out_size, sizeof attributes);
+  EXPECT_NE(attributes.fsx_xflags & FS_XFLAG_NOATIME, 0u);
+  EXPECT_EQ(fs.ioctl(ctx_, f, handle->handle, 0, FS_IOC_FSSETXATTR, 0,
+                     std::as_bytes(std::span(&attributes, 1)), {})
+                .error(),
+            std::errc::inappropriate_io_control_operation);
   EXPECT_EQ(fs.ioctl(ctx_, f, handle->handle, 0, FIONREAD, 0, {}, out).error(),
             std::errc::inappropriate_io_control_operation);
 }
