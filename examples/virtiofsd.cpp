@@ -10,7 +10,7 @@
 // Bad options give one line on stderr and exit status 1.
 //
 // The pieces: PassthroughFs (the filesystem), Server<virtio::Transport, PassthroughFs> (FUSE
-// decoding), VhostUserFsDevice (the virtio-fs queues), VhostUserBackend (the vhost-user
+// decoding), virtio::FsDevice (the virtio-fs queues), VhostUserBackend (the vhost-user
 // protocol and one thread per queue) and VhostUserListener (the socket).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
@@ -24,10 +24,9 @@
 #include <string_view>
 #include <system_error>
 
-#include <fuse_backend/api/server.hpp>
 #include <fuse_backend/passthrough/passthrough_fs.hpp>
+#include <fuse_backend/transport/virtio/fs_device.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
-#include <fuse_backend/transport/virtio/vhost_user_fs.hpp>
 
 namespace {
 
@@ -49,8 +48,8 @@ constexpr std::string_view usage =
     "  --thread-pool-size N     0 or 1: requests are served by one thread per queue, in order\n"
     "                           (C virtiofsd's --thread-pool-size=0); larger pools are not\n"
     "                           implemented and refused\n"
-    "  --tag TAG                the virtio-fs tag, for messages (QEMU's vhost-user-fs device\n"
-    "                           announces the tag itself; at most 36 bytes)\n"
+    "  --tag TAG                the virtio-fs tag (1..36 bytes; default myfs). QEMU's\n"
+    "                           vhost-user-fs device announces its own tag= to the guest\n"
     "  --request-queues N       request queues to serve besides the hiprio queue (default 1;\n"
     "                           must be at least QEMU's num-request-queues)\n"
     "  --xattr                  serve extended attributes (default: ENOSYS, as C virtiofsd)\n"
@@ -125,7 +124,7 @@ std::optional<int> parse(int argc, char** argv, Options& options) {
         else
           return bad("--cache must be never, metadata, auto or always, not '" + std::string(*v) + "'");
       } else if (arg == "--tag") {
-        if (v->empty() || v->size() > 36) return bad("--tag must be 1 to 36 bytes");
+        if (!virtio::FsConfig::make(*v, 1)) return bad("--tag must be 1 to 36 bytes without NUL");
         options.tag = *v;
       } else {
         const bool pool = arg == "--thread-pool-size";
@@ -165,9 +164,13 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  using FsServer = api::Server<virtio::Transport, passthrough::PassthroughFs>;
-  FsServer server(**fs);
-  virtio::VhostUserFsDevice<FsServer> device(server, options.request_queues);
+  using Device = virtio::FsDevice<passthrough::PassthroughFs>;
+  Device::Server server(**fs);
+  Device device(server, *virtio::FsConfig::make(options.tag, options.request_queues),
+                {.log = [](std::string_view line) {
+                  std::fprintf(stderr, "virtiofsd: %.*s\n", static_cast<int>(line.size()),
+                               line.data());
+                }});
   virtio::VhostUserBackend backend(device, {.trace = options.trace, .log = {}});
 
   auto listener = virtio::VhostUserListener::bind(options.socket_path);
@@ -188,10 +191,12 @@ int main(int argc, char** argv) {
   const auto served = backend.serve(std::move(*connection));
 
   for (std::size_t q = 0; q < device.queue_count(); ++q) {
-    const auto stats = backend.queue_stats(q);
-    std::fprintf(stderr, "virtiofsd: queue %zu%s: %llu requests, started %llu times\n", q,
-                 q == 0 ? " (hiprio)" : "", static_cast<unsigned long long>(stats.chains),
-                 static_cast<unsigned long long>(stats.starts));
+    const auto ring = backend.queue_stats(q);
+    const auto chains = device.stats(q);
+    std::fprintf(stderr, "virtiofsd: queue %zu%s: %llu requests, started %llu times, %llu malformed\n",
+                 q, q == 0 ? " (hiprio)" : "", static_cast<unsigned long long>(ring.chains),
+                 static_cast<unsigned long long>(ring.starts),
+                 static_cast<unsigned long long>(chains.malformed));
   }
   if (!served) {
     std::fprintf(stderr, "virtiofsd: connection ended by a protocol error: %s\n",

@@ -279,11 +279,15 @@ TEST_P(VirtiofsGuest, FileOperationsSeenOnTheHost) {
   EXPECT_NE(std::find(listing.begin(), listing.end(), "made on the host"), listing.end());
   EXPECT_EQ(section(out, "end"), std::vector<std::string>{});
 
-  // Per-queue request counts from the daemon: "virtiofsd: queue N: R requests, started S times".
+  // Per-queue counts from the daemon:
+  // "virtiofsd: queue N: R requests, started S times, M malformed".
   std::map<int, std::pair<long, long>> queues;
-  static const std::regex stat_line(R"(queue (\d+)[^:]*: (\d+) requests, started (\d+))");
-  for (std::sregex_iterator it(daemon_err.begin(), daemon_err.end(), stat_line), end; it != end; ++it)
+  static const std::regex stat_line(
+      R"(queue (\d+)[^:]*: (\d+) requests, started (\d+) times, (\d+) malformed)");
+  for (std::sregex_iterator it(daemon_err.begin(), daemon_err.end(), stat_line), end; it != end; ++it) {
     queues[std::stoi((*it)[1])] = {std::stol((*it)[2]), std::stol((*it)[3])};
+    EXPECT_EQ((*it)[4], "0") << "the guest sent nothing malformed: " << it->str();
+  }
   ASSERT_EQ(queues.size(), static_cast<std::size_t>(1 + request_queues)) << daemon_err;
   for (const auto& [index, counts] : queues)
     std::printf("  queue %d: %ld requests, started %ld times\n", index, counts.first, counts.second);

@@ -24,12 +24,10 @@
 
 #include <gtest/gtest.h>
 
-#include <fuse_backend/api/server.hpp>
-#include <fuse_backend/transport/virtio/chain_io.hpp>
 #include <fuse_backend/transport/virtio/descriptor_chain.hpp>
+#include <fuse_backend/transport/virtio/fs_device.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_channel.hpp>
-#include <fuse_backend/transport/virtio/vhost_user_fs.hpp>
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
 #include <support/memory_fs.hpp>
 #include <support/message_builder.hpp>
@@ -844,14 +842,14 @@ TEST_F(VhostUserBackendTest, BadVersionFlags) {
   expect_fresh_connection_works();
 }
 
-// --- FUSE over vhost-user: VhostUserFsDevice + Server + an in-memory filesystem ----------------
+// --- FUSE over vhost-user: FsDevice + Server + an in-memory filesystem ------------------------
 
 namespace {
 
 namespace wire = fuse_backend::abi;
 using fuse_backend::testing::MessageBuilder;
 using fuse_backend::testing::ParsedReply;
-using FsServer = fuse_backend::api::Server<virtio::Transport, fuse_backend::testing::MemoryFs>;
+using Device = virtio::FsDevice<fuse_backend::testing::MemoryFs>;
 
 ParsedReply parse(const std::optional<std::string>& bytes) {
   if (!bytes) return {};
@@ -862,8 +860,8 @@ ParsedReply parse(const std::optional<std::string>& bytes) {
 
 TEST(VhostUserFs, FuseRequestsOnHiprioAndBothRequestQueues) {
   fuse_backend::testing::MemoryFs fs;
-  FsServer server(fs);
-  virtio::VhostUserFsDevice<FsServer> device(server, 2);
+  Device::Server server(fs);
+  Device device(server, *virtio::FsConfig::make("myfs", 2));
   LogCapture log;
   virtio::VhostUserBackend backend(device, log.options());
   ASSERT_EQ(device.queue_count(), 3u);
