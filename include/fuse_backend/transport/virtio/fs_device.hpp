@@ -225,11 +225,15 @@ class FsDevice final : public VhostUserDevice {
     const auto result = fmt::format_to_n(line.data(), line.size(), "virtio-fs queue {} chain {}: {}",
                                          index, head, reason);
     const std::size_t size = result.size < line.size() ? result.size : line.size();
+#if defined(__cpp_exceptions)
     try {
       options_.log(std::string_view(line.data(), size));
     } catch (...) {
       // A throwing log sink loses the line, not the request.
     }
+#else
+    options_.log(std::string_view(line.data(), size));
+#endif
   }
 
   Server& server_;
