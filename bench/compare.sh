@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# compare.sh: the same file-system workloads, in one run, against
+#   native        the plain host directory (no FUSE)
+#   libfuse       libfuse's passthrough_ll example (Debian's libfuse3-dev copy, multithreaded)
+#   ours          examples/passthrough in its default mode
+#   ours+backing  examples/passthrough --passthrough-backing (kernel FUSE passthrough)
+# and a table of each figure with the ratios ours/native and ours/libfuse. See bench/README.md
+# for what each figure means and the targets they are held to.
+#
+#   bench/compare.sh [--quick | --full] [--runs N] [--build-dir DIR] [--work-dir DIR]
+#                    [--targets "T..."]
+#
+#   --quick       small sizes, about 2-3 minutes in all (the default)
+#   --full        larger files and longer random runs, about 10 minutes
+#   --runs N      repeat every target N times, alternating targets, and report each figure's best
+#                 run (other load on the machine only ever slows a run down); default 1
+#   --build-dir   where to build our release binary (default: the release preset, build/release)
+#   --work-dir    a directory on the disk to measure (default /var/tmp); a fresh
+#                 compare.XXXXXX directory is made inside and removed at the end
+#   --targets     a subset of "native libfuse ours ours+backing", e.g. for a quick check
+#
+# Needs root (it drops the page cache, and mounts). Installs what it needs with
+# scripts/install-deps bench, compiles passthrough_ll and bench/workloads/metadata_ops.cpp into a
+# temp dir, builds only the `passthrough` target. Everything it mounts is unmounted and only the
+# daemons it started are stopped, also when it fails or is interrupted.
+#
+# SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mode=quick
+build_dir=
+work_parent=/var/tmp
+targets="native libfuse ours ours+backing"
+runs=1
+
+die() { echo "compare.sh: $*" >&2; exit 1; }
+while (($#)); do
+  case $1 in
+    --quick) mode=quick;;
+    --full) mode=full;;
+    --build-dir) (($# > 1)) || die "--build-dir needs a value"; build_dir=$2; shift;;
+    --work-dir) (($# > 1)) || die "--work-dir needs a value"; work_parent=$2; shift;;
+    --targets) (($# > 1)) || die "--targets needs a value"; targets=$2; shift;;
+    --runs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--runs needs a whole number >= 1"; runs=$2; shift;;
+    -h|--help) sed -n '2,/^# SPDX/{/^# SPDX/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0;;
+    *) die "unknown argument '$1' (see --help)";;
+  esac
+  shift
+done
+for target in $targets; do
+  [[ " native libfuse ours ours+backing " == *" $target "* ]] || die "unknown target '$target'"
+done
+((EUID == 0)) || die "run as root: it drops the page cache and mounts"
+
+# --- sizes --------------------------------------------------------------------------------------
+if [[ $mode == quick ]]; then
+  seq_size=256M        # the sequential file
+  rand_size=128M       # random I/O stays within the first rand_size bytes of it
+  rand_runtime=2       # seconds per random job
+  cached_loops=4       # passes over the (cached) file for the cached sequential figures
+  file_count=10000
+  tree=(usr/include/linux usr/include/x86_64-linux-gnu usr/include/c++)
+else
+  seq_size=1G
+  rand_size=512M
+  rand_runtime=15
+  cached_loops=4
+  file_count=10000
+  tree=(usr/include)
+fi
+
+# --- state and cleanup ------------------------------------------------------------------------
+work=
+tmpfs=
+tools=
+daemon_pid=
+daemon_mnt=
+
+# Unmounts the daemon's mount point and waits for the daemon to go (both daemons end when their
+# mount goes away); a daemon still alive after 10 s gets SIGKILL. Only the pid we started.
+stop_daemon() {
+  [[ -n $daemon_pid ]] || return 0
+  if mountpoint -q "$daemon_mnt"; then
+    umount "$daemon_mnt" 2>/dev/null || umount -l "$daemon_mnt" 2>/dev/null || true
+  fi
+  local status=0
+  for _ in $(seq 100); do
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$daemon_pid" 2>/dev/null; then
+    echo "compare.sh: daemon $daemon_pid did not exit after the unmount; killing it" >&2
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+  fi
+  wait "$daemon_pid" 2>/dev/null || status=$?
+  daemon_pid=
+  return "$status"
+}
+
+cleanup() {
+  stop_daemon || true
+  [[ -n $tmpfs ]] && { umount "$tmpfs" 2>/dev/null || true; }
+  [[ -n $work ]] && rm -rf --one-file-system "$work"
+  [[ -n $tools ]] && rm -rf "$tools"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools --------------------------------------------------------------------------------------
+"$repo/scripts/install-deps" bench
+command -v pkg-config >/dev/null || "$repo/scripts/install-deps" test
+
+if [[ -z $build_dir ]]; then
+  (cd "$repo" && cmake --preset release >/dev/null)
+  build_dir=$repo/build/release
+else
+  cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DFUSE_BACKEND_VERIFY_HEADERS=OFF >/dev/null
+fi
+echo "compare.sh: building passthrough (release) in $build_dir" >&2
+cmake --build "$build_dir" -j2 --target passthrough >/dev/null
+ours=$build_dir/examples/passthrough
+
+tools=$(mktemp -d /tmp/fuse_backend_compare_tools.XXXXXX)
+examples=/usr/share/doc/libfuse3-dev/examples
+[[ -r $examples/passthrough_ll.c ]] || die "no $examples/passthrough_ll.c (libfuse3-dev)"
+# shellcheck disable=SC2046  # pkg-config's flags are meant to split
+gcc -O2 -o "$tools/passthrough_ll" "$examples/passthrough_ll.c" -I"$examples" \
+    $(pkg-config fuse3 --cflags --libs)
+g++ -O2 -std=c++20 -o "$tools/metadata_ops" "$repo/bench/workloads/metadata_ops.cpp"
+
+work=$(mktemp -d "$work_parent/compare.XXXXXX")
+results=$work/results.tsv
+: >"$results"
+tarball=$work/tree.tar
+tar -cf "$tarball" -C / "${tree[@]}"
+tree_files=$(tar -tf "$tarball" | grep -vc '/$')
+
+# --- measuring helpers -----------------------------------------------------------------------
+clk_tck=$(getconf CLK_TCK)
+
+# utime + stime of the daemon (all its threads), in clock ticks; 0 for native.
+cpu_ticks() {
+  [[ -n $daemon_pid ]] || { echo 0; return; }
+  local fields
+  read -r -a fields < <(sed 's/.*) //' "/proc/$daemon_pid/stat")
+  echo $((fields[11] + fields[12]))  # fields 14 and 15 of stat(5), counted from field 3
+}
+
+drop_caches() {
+  sync
+  echo "$1" >/proc/sys/vm/drop_caches
+}
+
+record() { printf '%s\t%s\t%s\n' "$target" "$1" "$2" >>"$results"; }
+
+# fio KEY FIGURE ARGS...: one fio job on $dir/fio.dat; FIGURE is mib (MiB/s) or iops. Records the
+# figure and the daemon CPU ticks + bytes moved during the job. A job that fails (a daemon refusing
+# an I/O) is recorded as "fail" with fio's message as a note under the table; the run goes on.
+run_fio() {
+  local key=$1 figure=$2
+  shift 2
+  local before after line status=0
+  before=$(cpu_ticks)
+  line=$(fio --name="$key" --filename="$dir/fio.dat" --output-format=terse --terse-version=3 \
+             "$@" 2>"$work/fio.err" | tail -n 1) || status=$?
+  after=$(cpu_ticks)
+  # terse v3: 5 error, 6/47 read/write KiB moved, 7/48 KiB/s, 8/49 IOPS
+  if ((status != 0)) || [[ $(cut -d';' -f5 <<<"$line") != 0 ]]; then
+    record "$key" fail
+    printf '%s\tnote\t%s %s: %s\n' "$target" "$target" "$key" \
+           "$(grep -m1 . "$work/fio.err" || echo "fio exit status $status")" >>"$results"
+    echo "compare.sh: [$target] $key failed: $(head -n 1 "$work/fio.err")" >&2
+    return 0
+  fi
+  awk -F';' -v key="$key" -v figure="$figure" -v target="$target" -v ticks=$((after - before)) '
+    { value = figure == "mib" ? ($7 + $48) / 1024 : $8 + $49
+      printf "%s\t%s\t%.1f\n", target, key, value
+      printf "%s\tcpu:%s\t%d %d\n", target, key, ticks, ($6 + $47) * 1024 }' <<<"$line" >>"$results"
+}
+
+seconds_now() { date +%s.%N; }
+
+# Sequential, metadata and untar workloads on $dir (the disk).
+run_disk_workloads() {
+  local common=(--ioengine=psync --invalidate=0)
+  echo "compare.sh: [$target] sequential 1 MiB" >&2
+  rm -f "$dir/fio.dat"
+  run_fio seq_write_fsync mib "${common[@]}" --rw=write --bs=1M --size="$seq_size" \
+          --fallocate=none --end_fsync=1
+  run_fio seq_write_cached mib "${common[@]}" --rw=write --bs=1M --size="$seq_size" \
+          --loops="$cached_loops"
+  drop_caches 3
+  run_fio seq_read_cold mib "${common[@]}" --rw=read --bs=1M --size="$seq_size"
+  run_fio seq_read_cached mib "${common[@]}" --rw=read --bs=1M --size="$seq_size" \
+          --loops="$cached_loops"
+  run_random_workloads ""
+  rm -f "$dir/fio.dat"
+
+  echo "compare.sh: [$target] metadata, $file_count files" >&2
+  mkdir "$dir/meta"
+  local phase out
+  for phase in create stat readdir unlink; do
+    # Drop dentries and inodes before stat: every stat is then a lookup (a LOOKUP for FUSE), not
+    # a dcache hit. The page cache stays, so native stats do not wait for the disk either.
+    [[ $phase == stat ]] && drop_caches 2
+    out=$("$tools/metadata_ops" "$phase" "$dir/meta" "$file_count")
+    record "meta_$phase" "$(awk '{ printf "%.0f", $2 / $3 }' <<<"$out")"
+  done
+  rmdir "$dir/meta"
+
+  echo "compare.sh: [$target] untar ($tree_files files)" >&2
+  mkdir "$dir/untar"
+  local start end
+  start=$(seconds_now)
+  tar -xf "$tarball" -C "$dir/untar"
+  end=$(seconds_now)
+  record untar "$(awk -v n="$tree_files" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')"
+  rm -rf "$dir/untar"
+}
+
+# Random 4 KiB I/O on $dir/fio.dat (within its first rand_size bytes), keys suffixed with $1.
+# O_DIRECT on the mount, so that every I/O is a request to the daemon and not a page-cache hit.
+run_random_workloads() {
+  local suffix=$1
+  echo "compare.sh: [$target] random 4 KiB, O_DIRECT${suffix:+, tmpfs source}" >&2
+  local random=(--bs=4k --size="$rand_size" --direct=1 --invalidate=0 --time_based
+                --runtime="$rand_runtime" --norandommap --randrepeat=0)
+  local aio=(--ioengine=libaio --iodepth=16)
+  run_fio "rand_read_psync$suffix" iops --ioengine=psync --rw=randread "${random[@]}"
+  run_fio "rand_write_psync$suffix" iops --ioengine=psync --rw=randwrite "${random[@]}"
+  run_fio "rand_read_aio16$suffix" iops "${aio[@]}" --rw=randread "${random[@]}"
+  run_fio "rand_write_aio16$suffix" iops "${aio[@]}" --rw=randwrite "${random[@]}"
+}
+
+# Starts a daemon (its command line in "$@", serving $src on $dir) and waits for the mount.
+start_daemon() {
+  "$@" &
+  daemon_pid=$!
+  daemon_mnt=$dir
+  for _ in $(seq 100); do
+    mountpoint -q "$dir" && return 0
+    kill -0 "$daemon_pid" 2>/dev/null || die "[$target] daemon exited before mounting: $*"
+    sleep 0.1
+  done
+  die "[$target] $dir not mounted after 10 s"
+}
+
+# Makes $src under $1 and, for a FUSE target, mounts it on a fresh directory; sets $dir to where
+# the workloads run.
+serve() {
+  local base=$1 name=${target//+/-}
+  src=$base/src-$name
+  dir=$src
+  mkdir "$src"
+  [[ $target == native ]] && return 0
+  dir=$base/mnt-$name
+  mkdir "$dir"
+  case $target in
+    libfuse)
+      # -f: stay in the foreground so that $! is the daemon. Multithreaded (no -s) and the
+      # example's own defaults (cache=auto), with our daemon's default timeout (5 s, not the
+      # example's 1 s) so that both let the kernel cache entries and attributes equally long.
+      start_daemon "$tools/passthrough_ll" -f -o "source=$src,timeout=5" "$dir" 2>>"$work/libfuse.log";;
+    ours) start_daemon "$ours" "$src" "$dir";;
+    ours+backing) start_daemon "$ours" --passthrough-backing "$src" "$dir";;
+  esac
+}
+
+unserve() {
+  stop_daemon || die "[$target] the daemon did not exit cleanly (status $?)"
+  rm -rf --one-file-system "$src"
+  [[ $dir == "$src" ]] || rmdir "$dir"
+}
+
+# --- the run ----------------------------------------------------------------------------------
+echo "compare.sh: $mode run in $work on $(findmnt -n -o SOURCE,FSTYPE --target "$work")," \
+     "kernel $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# The random workloads again with the source on tmpfs: the daemons treat O_DIRECT differently on
+# the host (see bench/README.md), and on tmpfs every target's host I/O costs the same, so what
+# remains is the FUSE round trip and the daemon.
+tmpfs=$work/tmpfs
+mkdir "$tmpfs"
+mount -t tmpfs -o "size=$(($(numfmt --from=iec "$rand_size") + (64 << 20)))" compare_tmpfs "$tmpfs"
+for run in $(seq "$runs"); do
+  for target in $targets; do
+    ((runs == 1)) || echo "compare.sh: run $run of $runs" >&2
+    serve "$work"
+    run_disk_workloads
+    unserve
+    serve "$tmpfs"
+    run_random_workloads _tmpfs
+    unserve
+  done
+done
+
+# --- the table --------------------------------------------------------------------------------
+echo
+echo "fuse_backend compare.sh --$mode, best of $runs run(s): seq file $seq_size, random $rand_size x ${rand_runtime}s," \
+     "$file_count files, untar $tree_files files; $(nproc) CPUs, kernel $(uname -r)"
+awk -F'\t' -v targets="$targets" -v hz="$clk_tck" '
+  BEGIN {
+    # key|label|unit|measured by fio (gets a row in the CPU table)
+    n = split("seq_write_fsync|seq write 1M, new file+fsync|MiB/s|1;" \
+              "seq_write_cached|seq write 1M, cached|MiB/s|1;" \
+              "seq_read_cold|seq read 1M, cold|MiB/s|1;" \
+              "seq_read_cached|seq read 1M, cached|MiB/s|1;" \
+              "rand_read_psync|rand read 4K psync|IOPS|1;" \
+              "rand_write_psync|rand write 4K psync|IOPS|1;" \
+              "rand_read_aio16|rand read 4K aio qd16|IOPS|1;" \
+              "rand_write_aio16|rand write 4K aio qd16|IOPS|1;" \
+              "rand_read_psync_tmpfs|rand read 4K psync, tmpfs|IOPS|1;" \
+              "rand_write_psync_tmpfs|rand write 4K psync, tmpfs|IOPS|1;" \
+              "rand_read_aio16_tmpfs|rand read 4K aio16, tmpfs|IOPS|1;" \
+              "rand_write_aio16_tmpfs|rand write 4K aio16, tmpfs|IOPS|1;" \
+              "meta_create|create|files/s|0;" \
+              "meta_stat|stat (cold dentries)|files/s|0;" \
+              "meta_readdir|readdir|entries/s|0;" \
+              "meta_unlink|unlink|files/s|0;" \
+              "untar|untar|files/s|0", rows, ";")
+    for (k = 1; k <= n; k++) {
+      split(rows[k], f, "|")
+      keys[k] = f[1]; labels[k] = f[2]; units[k] = f[3]; is_fio[k] = f[4]
+    }
+    nt = split(targets, t, " ")
+  }
+  # CPU per GiB: all runs together.
+  $2 ~ /^cpu:/ { split($3, c, " "); ticks[$1] += c[1]; bytes[$1] += c[2]
+                 wticks[$1, substr($2, 5)] += c[1]; wbytes[$1, substr($2, 5)] += c[2]; next }
+  $2 == "note" { if (!seen[$3]++) notes[++nn] = $3; next }
+  # The best run of each figure; a job that failed in any run stays "fail".
+  { if ($3 == "fail" || v[$1, $2] == "fail") v[$1, $2] = "fail"
+    else if (v[$1, $2] == "" || $3 + 0 > v[$1, $2] + 0) v[$1, $2] = $3 }
+  function ratio(a, b) { return (a == "" || b == "" || a == "fail" || b == "fail" || b == 0) ? "-" : sprintf("%.2fx", a / b) }
+  function cell(x) { return x == "" ? "-" : x }
+  function cpu(ti, by) { return by > 0 ? sprintf("%.3f", ti / hz / (by / 2^30)) : "" }
+  END {
+    printf "%-28s %-9s", "workload", "unit"
+    for (i = 1; i <= nt; i++) printf " %12s", t[i]
+    printf "   %11s %11s %11s %11s\n", "ours/native", "ours/libfuse", "bk/native", "bk/libfuse"
+    for (k = 1; k <= n; k++) {
+      key = keys[k]
+      printf "%-28s %-9s", labels[k], units[k]
+      for (i = 1; i <= nt; i++) printf " %12s", cell(v[t[i], key])
+      nat = v["native", key]; lf = v["libfuse", key]; o = v["ours", key]; b = v["ours+backing", key]
+      printf "   %11s %11s %11s %11s\n", ratio(o, nat), ratio(o, lf), ratio(b, nat), ratio(b, lf)
+    }
+    print ""
+    print "daemon CPU seconds per GiB moved (utime+stime of the daemon; lower is better)"
+    printf "%-28s", "fio workload"
+    for (i = 1; i <= nt; i++) if (t[i] != "native") printf " %12s", t[i]
+    printf "   %12s %12s\n", "ours/libfuse", "bk/libfuse"
+    for (k = 1; k <= n + 1; k++) {
+      if (k <= n && !is_fio[k]) continue
+      printf "%-28s", k <= n ? labels[k] : "all fio workloads"
+      delete s
+      for (i = 1; i <= nt; i++) {
+        if (t[i] == "native") continue
+        s[t[i]] = k <= n ? cpu(wticks[t[i], keys[k]], wbytes[t[i], keys[k]]) : cpu(ticks[t[i]], bytes[t[i]])
+        printf " %12s", cell(s[t[i]])
+      }
+      printf "   %12s %12s\n", ratio(s["ours"], s["libfuse"]), ratio(s["ours+backing"], s["libfuse"])
+    }
+    if (nn) print "\nfailed jobs:"
+    for (i = 1; i <= nn; i++) print "  " notes[i]
+  }' "$results"
