@@ -346,13 +346,23 @@ class PassthroughFs::Impl {
     UniqueFd temporary;
     int fd() const noexcept { return file ? file->fd() : temporary.get(); }
   };
+  // Handle 0 once the kernel stopped opening (no_open / no_opendir negotiated): the request
+  // is about the inode, with no open file behind it.
+  static bool unopened(const PassthroughFs& fs, api::HandleId handle) noexcept {
+    return static_cast<std::uint64_t>(handle) == 0 &&
+           (fs.no_open_.load(std::memory_order_relaxed) || fs.no_opendir_.load(std::memory_order_relaxed));
+  }
+  // The handle to use for an op with an optional one (getattr, setattr, statx).
+  static std::optional<api::HandleId> opened(const PassthroughFs& fs,
+                                             std::optional<api::HandleId> handle) noexcept {
+    if (handle && unopened(fs, *handle)) return std::nullopt;
+    return handle;
+  }
+
   static Result<IoFile> io_file(const PassthroughFs& fs, const api::Context& ctx, InodeId inode_id,
                                 api::HandleId handle, int access) {
-    const bool unopened = static_cast<std::uint64_t>(handle) == 0 &&
-                          (fs.no_open_.load(std::memory_order_relaxed) ||
-                           fs.no_opendir_.load(std::memory_order_relaxed));
     IoFile io;
-    if (!unopened) {
+    if (!unopened(fs, handle)) {
       auto file = fs.find_handle(inode_id, handle);
       if (!file) return fail(file.error());
       io.file = std::move(*file);
@@ -486,6 +496,11 @@ Result<std::uint64_t> PassthroughFs::init(std::uint64_t offered) {
   if (config_.cache_policy != CachePolicy::always) wanted &= ~f::cache_symlinks;
   // The kernel ignores passthrough together with writeback; Config forbids the pair already.
   if ((wanted & f::writeback_cache) != 0) wanted &= ~f::passthrough;
+  if ((wanted & f::no_open_support) != 0) {
+    // Without OPEN nothing would apply O_TRUNC (the kernel then sends SETATTR size 0 instead),
+    // and locks need an open file description to live on (the kernel keeps them local).
+    wanted &= ~(f::atomic_o_trunc | f::posix_locks | f::flock_locks);
+  }
 
   writeback_.store((wanted & f::writeback_cache) != 0);
   no_open_.store((wanted & f::no_open_support) != 0);
@@ -531,6 +546,7 @@ Result<api::Entry> PassthroughFs::lookup(const api::Context& ctx, InodeId parent
 
 Result<api::AttrReply> PassthroughFs::getattr(const api::Context&, InodeId inode_id,
                                               std::optional<api::HandleId> handle) {
+  handle = Impl::opened(*this, handle);
   Result<struct statx> stx = fail(std::errc::bad_file_descriptor);
   if (handle) {
     auto file = find_handle(inode_id, *handle);
@@ -553,6 +569,7 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
                                               const api::SetattrIn& in,
                                               std::optional<api::HandleId> handle) {
   namespace fattr = abi::fattr;
+  handle = Impl::opened(*this, handle);
   auto inode_result = find_inode(inode_id);
   if (!inode_result) return fail(inode_result.error());
   const Inode& inode = **inode_result;
@@ -887,6 +904,7 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
 
 Result<void> PassthroughFs::flush(const api::Context&, InodeId inode, api::HandleId handle,
                                   std::uint64_t lock_owner) {
+  if (Impl::unopened(*this, handle)) return {};
   auto file = find_handle(inode, handle);
   if (!file) return fail(file.error());
   {
@@ -903,6 +921,7 @@ Result<void> PassthroughFs::flush(const api::Context&, InodeId inode, api::Handl
 
 Result<void> PassthroughFs::release(const api::Context& ctx, InodeId inode, api::HandleId handle,
                                     std::uint32_t, std::uint32_t release_flags, std::uint64_t) {
+  if (Impl::unopened(*this, handle)) return {};
   if (!find_handle(inode, handle)) return fail(std::errc::bad_file_descriptor);
   auto file = handles_.remove(handle);
   if (!file) return fail(std::errc::bad_file_descriptor);
@@ -975,18 +994,18 @@ Result<api::IoctlReply> PassthroughFs::ioctl(const api::Context& ctx, InodeId in
   // The kernel reads the old attributes with FSGETXATTR before any SETFLAGS (vfs_fileattr_set).
   const bool get_extended = command == static_cast<std::uint32_t>(FS_IOC_FSGETXATTR);
   if (!get && !set && !get_extended) return fail(std::errc::inappropriate_io_control_operation);
-  auto file = find_handle(inode, handle);
+  auto file = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
   if (!file) return fail(file.error());
   if (get_extended) {
     struct fsxattr attributes {};
-    if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_FSGETXATTR, &attributes); }); !rc)
+    if (auto rc = syscall_void([&] { return ::ioctl(file->fd(), FS_IOC_FSGETXATTR, &attributes); }); !rc)
       return fail(rc.error());
     if (out.size() < sizeof attributes) return fail(std::errc::invalid_argument);
     std::memcpy(out.data(), &attributes, sizeof attributes);
     return api::IoctlReply{0, sizeof attributes};
   }
   int current = 0;
-  if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_GETFLAGS, &current); }); !rc)
+  if (auto rc = syscall_void([&] { return ::ioctl(file->fd(), FS_IOC_GETFLAGS, &current); }); !rc)
     return fail(rc.error());
   if (get) {
     if (out.size() < sizeof current) return fail(std::errc::invalid_argument);
@@ -1003,16 +1022,17 @@ Result<api::IoctlReply> PassthroughFs::ioctl(const api::Context& ctx, InodeId in
     return fail(std::errc::operation_not_permitted);
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
-  if (auto rc = syscall_void([&] { return ::ioctl((*file)->fd(), FS_IOC_SETFLAGS, &wanted); }); !rc)
+  if (auto rc = syscall_void([&] { return ::ioctl(file->fd(), FS_IOC_SETFLAGS, &wanted); }); !rc)
     return fail(rc.error());
   return api::IoctlReply{0, 0};
 }
 
-Result<std::uint32_t> PassthroughFs::poll(const api::Context&, InodeId inode, api::HandleId handle,
-                                          std::uint64_t, std::uint32_t, std::uint32_t events) {
-  auto file = find_handle(inode, handle);
+Result<std::uint32_t> PassthroughFs::poll(const api::Context& ctx, InodeId inode,
+                                          api::HandleId handle, std::uint64_t, std::uint32_t,
+                                          std::uint32_t events) {
+  auto file = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
   if (!file) return fail(file.error());
-  struct pollfd pfd {(*file)->fd(), static_cast<short>(events), 0};
+  struct pollfd pfd {file->fd(), static_cast<short>(events), 0};
   if (auto rc = syscall_void([&] { return ::poll(&pfd, 1, 0); }); !rc) return fail(rc.error());
   return static_cast<std::uint32_t>(static_cast<std::uint16_t>(pfd.revents));
 }
@@ -1191,6 +1211,7 @@ Result<void> PassthroughFs::readdirplus(const api::Context& ctx, InodeId inode_i
 
 Result<void> PassthroughFs::releasedir(const api::Context&, InodeId inode, api::HandleId handle,
                                        std::uint32_t) {
+  if (Impl::unopened(*this, handle)) return {};
   if (!find_handle(inode, handle)) return fail(std::errc::bad_file_descriptor);
   if (!handles_.remove(handle)) return fail(std::errc::bad_file_descriptor);
   return {};
@@ -1237,6 +1258,7 @@ Result<void> PassthroughFs::syncfs(const api::Context&, InodeId inode_id) {
 Result<api::StatxReply> PassthroughFs::statx(const api::Context&, InodeId inode_id,
                                              std::optional<api::HandleId> handle,
                                              std::uint32_t flags, std::uint32_t mask) {
+  handle = Impl::opened(*this, handle);
   int fd = -1;
   std::shared_ptr<OpenFile> file;
   std::shared_ptr<Inode> inode;

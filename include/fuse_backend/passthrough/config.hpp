@@ -48,7 +48,9 @@ struct Config {
   // the combination), so create() rejects both together with EINVAL.
   bool writeback = false;
   // Answer OPEN / OPENDIR with ENOSYS so the kernel stops sending them (zero-message opens);
-  // reads, writes and readdir then reopen the inode for each request.
+  // reads, writes, readdir, ioctl... then reopen the inode for each request (handle 0). With
+  // no_open, INIT also drops atomic O_TRUNC (the kernel truncates with SETATTR instead) and
+  // POSIX/flock locks (which need an open file to live on; the kernel keeps them local).
   bool no_open = false;
   bool no_opendir = false;
   // Extended attributes; when false every xattr op answers ENOSYS (and the kernel stops asking).

@@ -869,6 +869,14 @@ TEST_F(PassthroughTest, NoOpenServesIoWithoutHandles) {
   VectorSink sink(4096);
   ASSERT_TRUE(fs.readdir(ctx_, lookup(root_inode, "d"), api::HandleId{0}, 0, sink));
   EXPECT_EQ(sink.items.size(), 3u);
+  // fstat, close and the like arrive with handle 0 too.
+  EXPECT_EQ(fs.getattr(ctx_, f, api::HandleId{0})->attr.st_size, 7);
+  EXPECT_TRUE(fs.flush(ctx_, f, api::HandleId{0}, 0));
+  EXPECT_TRUE(fs.release(ctx_, f, api::HandleId{0}, 0, 0, 0));
+  EXPECT_TRUE(fs.fsync(ctx_, f, api::HandleId{0}, false));
+  // Nothing would apply O_TRUNC or hold locks without OPEN.
+  const auto flags = *fs.init(~std::uint64_t{0});
+  EXPECT_EQ(flags & (f::atomic_o_trunc | f::posix_locks | f::flock_locks), 0u);
 }
 
 TEST_F(PassthroughTest, SealSizeRefusesGrowingOrShrinking) {

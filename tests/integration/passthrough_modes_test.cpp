@@ -1,0 +1,164 @@
+// PassthroughFs's Config modes through a real mount: FUSE passthrough backing files (the
+// daemon must see no READ/WRITE), writeback cache, cache=never with mmap, killpriv_v2 and
+// no_open. A RequestObserver counts the requests the daemon really receives. Needs root,
+// /dev/fuse and (for backing files) Linux >= 6.9.
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <sys/mman.h>
+
+#include <array>
+#include <atomic>
+#include <filesystem>
+
+#include <fuse_backend/abi/kernel.hpp>
+#include <fuse_backend/api/observer.hpp>
+
+#include "passthrough_mount_fixture.hpp"
+
+namespace fuse_backend::passthrough::testing {
+namespace {
+
+class OpcodeCounter final : public api::RequestObserver {
+ public:
+  void on_request(const abi::in_header& header) noexcept override {
+    if (header.opcode < counts_.size()) counts_[header.opcode].fetch_add(1, std::memory_order_relaxed);
+  }
+  void on_reply(const abi::in_header&, int, std::size_t) noexcept override {}
+  std::uint64_t operator[](abi::opcode op) const {
+    return counts_[static_cast<std::size_t>(op)].load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, 64> counts_{};
+};
+
+class PassthroughModes : public PassthroughMount {
+ protected:
+  void start_counted(Config config) {
+    transport::fusedev::ServiceOptions options;
+    options.server.observer = &counter_;
+    start(std::move(config), 2, options);
+  }
+  OpcodeCounter counter_;
+};
+
+std::string big_text(std::size_t size) {
+  std::string text(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) text[i] = static_cast<char>('A' + (i * 7) % 26);
+  return text;
+}
+
+TEST_F(PassthroughModes, BackingFilesBypassTheDaemon) {
+  Config config = uncached();
+  config.passthrough_backing = true;
+  start_counted(config);
+  const std::string data = big_text(3 << 20);
+  write_file(path("f"), data);
+  EXPECT_EQ(read_file(path("f")), data);
+  {
+    UniqueFd fd = open_file(path("f"), O_RDWR);
+    void* map = ::mmap(nullptr, data.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    ASSERT_NE(map, MAP_FAILED) << errno_text();
+    EXPECT_EQ(std::string_view(static_cast<const char*>(map), 26), data.substr(0, 26));
+    static_cast<char*>(map)[0] = 'z';
+    ASSERT_EQ(::msync(map, data.size(), MS_SYNC), 0);
+    ::munmap(map, data.size());
+  }
+  EXPECT_EQ(read_file(host("f"))[0], 'z');
+  EXPECT_GE(counter_[abi::opcode::open] + counter_[abi::opcode::create], 3u);
+  EXPECT_EQ(counter_[abi::opcode::read], 0u);
+  EXPECT_EQ(counter_[abi::opcode::write], 0u);
+  // Every backing file was handed back at RELEASE: the daemon holds no handle.
+  for (int i = 0; i < 100 && fs_->handle_count() != 0; ++i) ::usleep(10'000);
+  EXPECT_EQ(fs_->handle_count(), 0u);
+}
+
+TEST_F(PassthroughModes, WithoutBackingFilesTheDaemonServesData) {
+  start_counted(uncached());
+  write_file(path("f"), big_text(1 << 20));
+  EXPECT_EQ(read_file(path("f")).size(), 1u << 20);
+  EXPECT_GT(counter_[abi::opcode::write], 0u);
+  EXPECT_GT(counter_[abi::opcode::read], 0u);
+}
+
+TEST_F(PassthroughModes, WritebackCacheWithWriteOnlyOpens) {
+  Config config = uncached();
+  config.writeback = true;
+  start_counted(config);
+  write_file(host("f"), "0123456789");
+  {
+    UniqueFd fd = open_file(path("f"), O_WRONLY);
+    ASSERT_TRUE(fd.valid());
+    // Partial-page writes: the kernel reads the page through the O_WRONLY handle.
+    ASSERT_EQ(::pwrite(fd.get(), "ab", 2, 3), 2);
+    ASSERT_EQ(::pwrite(fd.get(), "Z", 1, 9), 1);
+  }
+  EXPECT_EQ(read_file(host("f")), "012ab5678Z");
+  {
+    UniqueFd fd = open_file(path("f"), O_WRONLY | O_APPEND);
+    ASSERT_EQ(::write(fd.get(), "++", 2), 2);
+  }
+  EXPECT_EQ(read_file(host("f")), "012ab5678Z++");
+}
+
+TEST_F(PassthroughModes, CacheNeverStillAllowsMmap) {
+  Config config = uncached();
+  config.cache_policy = CachePolicy::never;
+  start(config);
+  write_file(path("f"), "mapped contents");
+  UniqueFd fd = open_file(path("f"), O_RDONLY);
+  void* map = ::mmap(nullptr, 15, PROT_READ, MAP_SHARED, fd.get(), 0);
+  ASSERT_NE(map, MAP_FAILED) << errno_text();
+  EXPECT_EQ(std::string_view(static_cast<const char*>(map), 15), "mapped contents");
+  ::munmap(map, 15);
+  // Changes behind the mount's back are seen at once (no page cache).
+  write_file(host("f"), "changed on host");
+  EXPECT_EQ(read_file(path("f")), "changed on host");
+}
+
+TEST_F(PassthroughModes, KillprivV2ClearsSetuidOnUnprivilegedWrite) {
+  ::chmod(source_.str().c_str(), 0755);
+  Config config = uncached();
+  config.killpriv_v2 = true;
+  start(config);
+  write_file(host("suid"), "program");
+  ::chown(host("suid").c_str(), 4242, 4242);
+  ::chmod(host("suid").c_str(), 04777);
+  const std::string file = path("suid");
+  // Root (with CAP_FSETID) keeps the bit.
+  {
+    UniqueFd fd = open_file(file, O_WRONLY);
+    ASSERT_EQ(::pwrite(fd.get(), "P", 1, 0), 1);
+  }
+  EXPECT_EQ(std::filesystem::status(host("suid")).permissions() & std::filesystem::perms::set_uid,
+            std::filesystem::perms::set_uid);
+  EXPECT_EQ(as_user(5000, 5000, [&] {
+              const int fd = ::open(file.c_str(), O_WRONLY);
+              return fd >= 0 && ::pwrite(fd, "p", 1, 0) == 1 ? 0 : 1;
+            }),
+            0);
+  struct stat st {};
+  ASSERT_EQ(::stat(host("suid").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0777u);
+}
+
+TEST_F(PassthroughModes, NoOpenServesFilesWithoutOpenRequests) {
+  Config config = uncached();
+  config.no_open = true;
+  config.no_opendir = true;
+  start_counted(config);
+  write_file(host("f"), "no open needed");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(read_file(path("f")), "no open needed");
+  write_file(path("f"), "written");
+  EXPECT_EQ(read_file(host("f")), "written");
+  EXPECT_TRUE(std::filesystem::exists(path("f")));
+  int entries = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path())) ++entries;
+  EXPECT_EQ(entries, 1);
+  // The kernel stops sending OPEN after the first ENOSYS.
+  EXPECT_LE(counter_[abi::opcode::open], 1u);
+  EXPECT_LE(counter_[abi::opcode::opendir], 1u);
+  EXPECT_EQ(fs_->handle_count(), 0u);
+}
+
+}  // namespace
+}  // namespace fuse_backend::passthrough::testing
