@@ -322,7 +322,7 @@ Result<void> Vfs::list_pseudo(InodeId inode, std::uint64_t offset, api::DirSink&
 
 Result<std::uint64_t> Vfs::init(std::uint64_t offered) {
   std::unique_lock lock(mutex_);
-  std::uint64_t wanted = offered & api::detail::always_on_flags;
+  std::uint64_t wanted = offered & api::always_on_init_flags;
   bool first = true;
   for (const auto& backend : backends_) {
     if (!backend) continue;

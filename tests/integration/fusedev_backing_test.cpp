@@ -38,7 +38,7 @@ class BackedFs : public MemoryFs {
   explicit BackedFs(int host_fd) : host_fd_(host_fd) {}
 
   Result<std::uint64_t> init(std::uint64_t offered) {
-    return (offered & ~api::detail::opt_in_flags) | (offered & abi::init_flags::passthrough);
+    return offered & (api::default_init_flags<BackedFs>() | abi::init_flags::passthrough);
   }
   Result<api::OpenReply> open(const api::Context& ctx, api::InodeId inode, std::uint32_t flags,
                               std::uint32_t open_flags) {

@@ -11,7 +11,7 @@
 // - supports(opcode) reports which requests reach the wrapped filesystem's own code.
 // - init(offered) offers the wrapped filesystem what a Server serving it directly would have
 //   offered (offered ∩ the flags its ops can back ∩ ...), delegates to its init() when it has one,
-//   and otherwise keeps what the Server keeps by itself: detail::always_on_flags plus the
+//   and otherwise keeps what the Server keeps by itself: always_on_init_flags plus the
 //   op-backed flags (readdirplus -> do_readdirplus|readdirplus_auto, getlk+setlk ->
 //   posix_locks, setlk -> flock_locks, ioctl -> has_ioctl_dir, setxattr -> setxattr_ext), never
 //   the opt-in ones. So INIT never advertises a capability the wrapped filesystem lacks.
@@ -41,193 +41,169 @@
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/filesystem.hpp>
-#include <fuse_backend/api/server.hpp>
+#include <fuse_backend/api/init_flags.hpp>
 #include <fuse_backend/result.hpp>
 
 namespace fuse_backend::api {
-
-namespace detail {
-
-// One bit per opcode (all filesystem opcodes are below 64; CUSE_INIT is not a filesystem op).
-constexpr std::uint64_t opcode_bit(abi::opcode op) noexcept {
-  const auto value = static_cast<std::uint32_t>(op);
-  return value < 64 ? std::uint64_t{1} << value : 0;
-}
-
-// The init flags backed by ops, given the opcodes a filesystem has. Mirrors
-// Server::possible_flags() (a unit test checks that both agree for several filesystems).
-constexpr std::uint64_t op_backed_init_flags(std::uint64_t opcodes) noexcept {
-  namespace flags = abi::init_flags;
-  const auto has = [opcodes](abi::opcode op) { return (opcodes & opcode_bit(op)) != 0; };
-  std::uint64_t backed = 0;
-  if (has(abi::opcode::getlk) && has(abi::opcode::setlk)) backed |= flags::posix_locks;
-  if (has(abi::opcode::setlk)) backed |= flags::flock_locks;
-  if (has(abi::opcode::ioctl)) backed |= flags::has_ioctl_dir;
-  if (has(abi::opcode::readdirplus)) backed |= flags::do_readdirplus | flags::readdirplus_auto;
-  if (has(abi::opcode::setxattr)) backed |= flags::setxattr_ext;
-  return backed;
-}
-
-}  // namespace detail
 
 // The op table: X(op, Concept, return type, (parameters), (arguments), opcodes it serves).
 // init and batch_forget are not in it: their fallbacks are not "ENOSYS / nothing".
 #define FUSE_BACKEND_ANY_FILESYSTEM_OPS(X)                                                          \
   X(lookup, SupportsLookup, Result<Entry>,                                                          \
     (const Context& ctx, InodeId parent, std::string_view name), (ctx, parent, name),               \
-    detail::opcode_bit(abi::opcode::lookup))                                                        \
+    opcode_bit(abi::opcode::lookup))                                                        \
   X(getattr, SupportsGetattr, Result<AttrReply>,                                                    \
     (const Context& ctx, InodeId inode, std::optional<HandleId> handle), (ctx, inode, handle),      \
-    detail::opcode_bit(abi::opcode::getattr))                                                       \
-  X(destroy, SupportsDestroy, void, (), (), detail::opcode_bit(abi::opcode::destroy))              \
+    opcode_bit(abi::opcode::getattr))                                                       \
+  X(destroy, SupportsDestroy, void, (), (), opcode_bit(abi::opcode::destroy))              \
   X(forget, SupportsForget, void, (const Context& ctx, InodeId inode, std::uint64_t nlookup),       \
-    (ctx, inode, nlookup), detail::opcode_bit(abi::opcode::forget))                                 \
+    (ctx, inode, nlookup), opcode_bit(abi::opcode::forget))                                 \
   X(setattr, SupportsSetattr, Result<AttrReply>,                                                    \
     (const Context& ctx, InodeId inode, const SetattrIn& in, std::optional<HandleId> handle),       \
-    (ctx, inode, in, handle), detail::opcode_bit(abi::opcode::setattr))                             \
+    (ctx, inode, in, handle), opcode_bit(abi::opcode::setattr))                             \
   X(readlink, SupportsReadlink, Result<std::size_t>,                                                \
     (const Context& ctx, InodeId inode, std::span<char> target), (ctx, inode, target),              \
-    detail::opcode_bit(abi::opcode::readlink))                                                      \
+    opcode_bit(abi::opcode::readlink))                                                      \
   X(symlink, SupportsSymlink, Result<Entry>,                                                        \
     (const Context& ctx, std::string_view target, InodeId parent, std::string_view name),           \
-    (ctx, target, parent, name), detail::opcode_bit(abi::opcode::symlink))                          \
+    (ctx, target, parent, name), opcode_bit(abi::opcode::symlink))                          \
   X(mknod, SupportsMknod, Result<Entry>,                                                            \
     (const Context& ctx, InodeId parent, std::string_view name, std::uint32_t mode,                 \
      std::uint32_t rdev),                                                                           \
-    (ctx, parent, name, mode, rdev), detail::opcode_bit(abi::opcode::mknod))                        \
+    (ctx, parent, name, mode, rdev), opcode_bit(abi::opcode::mknod))                        \
   X(mkdir, SupportsMkdir, Result<Entry>,                                                            \
     (const Context& ctx, InodeId parent, std::string_view name, std::uint32_t mode),                \
-    (ctx, parent, name, mode), detail::opcode_bit(abi::opcode::mkdir))                              \
+    (ctx, parent, name, mode), opcode_bit(abi::opcode::mkdir))                              \
   X(unlink, SupportsUnlink, Result<void>,                                                           \
     (const Context& ctx, InodeId parent, std::string_view name), (ctx, parent, name),               \
-    detail::opcode_bit(abi::opcode::unlink))                                                        \
+    opcode_bit(abi::opcode::unlink))                                                        \
   X(rmdir, SupportsRmdir, Result<void>,                                                             \
     (const Context& ctx, InodeId parent, std::string_view name), (ctx, parent, name),               \
-    detail::opcode_bit(abi::opcode::rmdir))                                                         \
+    opcode_bit(abi::opcode::rmdir))                                                         \
   X(rename, SupportsRename, Result<void>,                                                           \
     (const Context& ctx, InodeId old_parent, std::string_view old_name, InodeId new_parent,         \
      std::string_view new_name, std::uint32_t flags),                                               \
     (ctx, old_parent, old_name, new_parent, new_name, flags),                                       \
-    detail::opcode_bit(abi::opcode::rename) | detail::opcode_bit(abi::opcode::rename2))             \
+    opcode_bit(abi::opcode::rename) | opcode_bit(abi::opcode::rename2))             \
   X(link, SupportsLink, Result<Entry>,                                                              \
     (const Context& ctx, InodeId inode, InodeId new_parent, std::string_view new_name),             \
-    (ctx, inode, new_parent, new_name), detail::opcode_bit(abi::opcode::link))                      \
+    (ctx, inode, new_parent, new_name), opcode_bit(abi::opcode::link))                      \
   X(open, SupportsOpen, Result<OpenReply>,                                                          \
     (const Context& ctx, InodeId inode, std::uint32_t flags, std::uint32_t open_flags),             \
-    (ctx, inode, flags, open_flags), detail::opcode_bit(abi::opcode::open))                         \
+    (ctx, inode, flags, open_flags), opcode_bit(abi::opcode::open))                         \
   X(create, SupportsCreate, Result<CreateReply>,                                                    \
     (const Context& ctx, InodeId parent, std::string_view name, std::uint32_t mode,                 \
      std::uint32_t flags),                                                                          \
-    (ctx, parent, name, mode, flags), detail::opcode_bit(abi::opcode::create))                      \
+    (ctx, parent, name, mode, flags), opcode_bit(abi::opcode::create))                      \
   X(tmpfile, SupportsTmpfile, Result<CreateReply>,                                                  \
     (const Context& ctx, InodeId parent, std::uint32_t mode, std::uint32_t flags),                  \
-    (ctx, parent, mode, flags), detail::opcode_bit(abi::opcode::tmpfile))                           \
+    (ctx, parent, mode, flags), opcode_bit(abi::opcode::tmpfile))                           \
   X(read, SupportsRead, Result<std::size_t>,                                                        \
     (const Context& ctx, InodeId inode, HandleId handle, ZeroCopyWriter& out, std::uint32_t size,   \
      std::uint64_t offset, std::uint32_t flags),                                                    \
-    (ctx, inode, handle, out, size, offset, flags), detail::opcode_bit(abi::opcode::read))          \
+    (ctx, inode, handle, out, size, offset, flags), opcode_bit(abi::opcode::read))          \
   X(write, SupportsWrite, Result<std::size_t>,                                                      \
     (const Context& ctx, InodeId inode, HandleId handle, ZeroCopyReader& in, std::uint32_t size,    \
      std::uint64_t offset, std::uint32_t write_flags),                                              \
-    (ctx, inode, handle, in, size, offset, write_flags), detail::opcode_bit(abi::opcode::write))    \
+    (ctx, inode, handle, in, size, offset, write_flags), opcode_bit(abi::opcode::write))    \
   X(flush, SupportsFlush, Result<void>,                                                             \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t lock_owner),                 \
-    (ctx, inode, handle, lock_owner), detail::opcode_bit(abi::opcode::flush))                       \
+    (ctx, inode, handle, lock_owner), opcode_bit(abi::opcode::flush))                       \
   X(release, SupportsRelease, Result<void>,                                                         \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint32_t flags,                       \
      std::uint32_t release_flags, std::uint64_t lock_owner),                                        \
     (ctx, inode, handle, flags, release_flags, lock_owner),                                         \
-    detail::opcode_bit(abi::opcode::release))                                                       \
+    opcode_bit(abi::opcode::release))                                                       \
   X(fsync, SupportsFsync, Result<void>,                                                             \
     (const Context& ctx, InodeId inode, HandleId handle, bool datasync),                            \
-    (ctx, inode, handle, datasync), detail::opcode_bit(abi::opcode::fsync))                         \
+    (ctx, inode, handle, datasync), opcode_bit(abi::opcode::fsync))                         \
   X(fallocate, SupportsFallocate, Result<void>,                                                     \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint32_t mode, std::uint64_t offset,  \
      std::uint64_t length),                                                                         \
-    (ctx, inode, handle, mode, offset, length), detail::opcode_bit(abi::opcode::fallocate))         \
+    (ctx, inode, handle, mode, offset, length), opcode_bit(abi::opcode::fallocate))         \
   X(lseek, SupportsLseek, Result<std::uint64_t>,                                                    \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t offset,                      \
      std::uint32_t whence),                                                                         \
-    (ctx, inode, handle, offset, whence), detail::opcode_bit(abi::opcode::lseek))                   \
+    (ctx, inode, handle, offset, whence), opcode_bit(abi::opcode::lseek))                   \
   X(copy_file_range, SupportsCopyFileRange, Result<std::uint64_t>,                                  \
     (const Context& ctx, InodeId inode_in, HandleId handle_in, std::uint64_t offset_in,             \
      InodeId inode_out, HandleId handle_out, std::uint64_t offset_out, std::uint64_t length,        \
      std::uint64_t flags),                                                                          \
     (ctx, inode_in, handle_in, offset_in, inode_out, handle_out, offset_out, length, flags),        \
-    detail::opcode_bit(abi::opcode::copy_file_range) |                                              \
-        detail::opcode_bit(abi::opcode::copy_file_range_64))                                        \
+    opcode_bit(abi::opcode::copy_file_range) |                                              \
+        opcode_bit(abi::opcode::copy_file_range_64))                                        \
   X(ioctl, SupportsIoctl, Result<IoctlReply>,                                                       \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint32_t flags,                       \
      std::uint32_t command, std::uint64_t argument, std::span<const std::byte> in,                  \
      std::span<std::byte> out),                                                                     \
     (ctx, inode, handle, flags, command, argument, in, out),                                        \
-    detail::opcode_bit(abi::opcode::ioctl))                                                         \
+    opcode_bit(abi::opcode::ioctl))                                                         \
   X(poll, SupportsPoll, Result<std::uint32_t>,                                                      \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t kernel_handle,               \
      std::uint32_t flags, std::uint32_t events),                                                    \
-    (ctx, inode, handle, kernel_handle, flags, events), detail::opcode_bit(abi::opcode::poll))      \
+    (ctx, inode, handle, kernel_handle, flags, events), opcode_bit(abi::opcode::poll))      \
   X(bmap, SupportsBmap, Result<std::uint64_t>,                                                      \
     (const Context& ctx, InodeId inode, std::uint64_t block, std::uint32_t block_size),             \
-    (ctx, inode, block, block_size), detail::opcode_bit(abi::opcode::bmap))                         \
+    (ctx, inode, block, block_size), opcode_bit(abi::opcode::bmap))                         \
   X(getlk, SupportsGetlk, Result<FileLock>,                                                         \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t owner,                       \
      const FileLock& lock, std::uint32_t lock_flags),                                               \
-    (ctx, inode, handle, owner, lock, lock_flags), detail::opcode_bit(abi::opcode::getlk))          \
+    (ctx, inode, handle, owner, lock, lock_flags), opcode_bit(abi::opcode::getlk))          \
   X(setlk, SupportsSetlk, Result<void>,                                                             \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t owner,                       \
      const FileLock& lock, std::uint32_t lock_flags, bool wait),                                    \
     (ctx, inode, handle, owner, lock, lock_flags, wait),                                            \
-    detail::opcode_bit(abi::opcode::setlk) | detail::opcode_bit(abi::opcode::setlkw))               \
+    opcode_bit(abi::opcode::setlk) | opcode_bit(abi::opcode::setlkw))               \
   X(opendir, SupportsOpendir, Result<OpenReply>,                                                    \
     (const Context& ctx, InodeId inode, std::uint32_t flags), (ctx, inode, flags),                  \
-    detail::opcode_bit(abi::opcode::opendir))                                                       \
+    opcode_bit(abi::opcode::opendir))                                                       \
   X(readdir, SupportsReaddir, Result<void>,                                                         \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t offset, DirSink& sink),      \
-    (ctx, inode, handle, offset, sink), detail::opcode_bit(abi::opcode::readdir))                   \
+    (ctx, inode, handle, offset, sink), opcode_bit(abi::opcode::readdir))                   \
   X(readdirplus, SupportsReaddirplus, Result<void>,                                                 \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t offset, DirSink& sink),      \
-    (ctx, inode, handle, offset, sink), detail::opcode_bit(abi::opcode::readdirplus))               \
+    (ctx, inode, handle, offset, sink), opcode_bit(abi::opcode::readdirplus))               \
   X(releasedir, SupportsReleasedir, Result<void>,                                                   \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint32_t flags),                      \
-    (ctx, inode, handle, flags), detail::opcode_bit(abi::opcode::releasedir))                       \
+    (ctx, inode, handle, flags), opcode_bit(abi::opcode::releasedir))                       \
   X(fsyncdir, SupportsFsyncdir, Result<void>,                                                       \
     (const Context& ctx, InodeId inode, HandleId handle, bool datasync),                            \
-    (ctx, inode, handle, datasync), detail::opcode_bit(abi::opcode::fsyncdir))                      \
+    (ctx, inode, handle, datasync), opcode_bit(abi::opcode::fsyncdir))                      \
   X(statfs, SupportsStatfs, Result<struct statvfs>, (const Context& ctx, InodeId inode),            \
-    (ctx, inode), detail::opcode_bit(abi::opcode::statfs))                                          \
+    (ctx, inode), opcode_bit(abi::opcode::statfs))                                          \
   X(access, SupportsAccess, Result<void>, (const Context& ctx, InodeId inode, std::uint32_t mask),  \
-    (ctx, inode, mask), detail::opcode_bit(abi::opcode::access))                                    \
+    (ctx, inode, mask), opcode_bit(abi::opcode::access))                                    \
   X(syncfs, SupportsSyncfs, Result<void>, (const Context& ctx, InodeId inode), (ctx, inode),        \
-    detail::opcode_bit(abi::opcode::syncfs))                                                        \
+    opcode_bit(abi::opcode::syncfs))                                                        \
   X(statx, SupportsStatx, Result<StatxReply>,                                                       \
     (const Context& ctx, InodeId inode, std::optional<HandleId> handle, std::uint32_t flags,        \
      std::uint32_t mask),                                                                           \
-    (ctx, inode, handle, flags, mask), detail::opcode_bit(abi::opcode::statx))                      \
+    (ctx, inode, handle, flags, mask), opcode_bit(abi::opcode::statx))                      \
   X(setxattr, SupportsSetxattr, Result<void>,                                                       \
     (const Context& ctx, InodeId inode, std::string_view name, std::span<const std::byte> value,    \
      std::uint32_t flags, std::uint32_t setxattr_flags),                                            \
-    (ctx, inode, name, value, flags, setxattr_flags), detail::opcode_bit(abi::opcode::setxattr))    \
+    (ctx, inode, name, value, flags, setxattr_flags), opcode_bit(abi::opcode::setxattr))    \
   X(getxattr, SupportsGetxattr, Result<std::size_t>,                                                \
     (const Context& ctx, InodeId inode, std::string_view name, std::span<std::byte> value),         \
-    (ctx, inode, name, value), detail::opcode_bit(abi::opcode::getxattr))                           \
+    (ctx, inode, name, value), opcode_bit(abi::opcode::getxattr))                           \
   X(listxattr, SupportsListxattr, Result<std::size_t>,                                              \
     (const Context& ctx, InodeId inode, std::span<char> names), (ctx, inode, names),                \
-    detail::opcode_bit(abi::opcode::listxattr))                                                     \
+    opcode_bit(abi::opcode::listxattr))                                                     \
   X(removexattr, SupportsRemovexattr, Result<void>,                                                 \
     (const Context& ctx, InodeId inode, std::string_view name), (ctx, inode, name),                 \
-    detail::opcode_bit(abi::opcode::removexattr))                                                   \
+    opcode_bit(abi::opcode::removexattr))                                                   \
   X(retrieve_reply, SupportsRetrieveReply, void,                                                    \
     (const Context& ctx, std::uint64_t notify_unique, InodeId inode, std::uint64_t offset,          \
      ZeroCopyReader& in),                                                                           \
-    (ctx, notify_unique, inode, offset, in), detail::opcode_bit(abi::opcode::notify_reply))         \
+    (ctx, notify_unique, inode, offset, in), opcode_bit(abi::opcode::notify_reply))         \
   X(setupmapping, SupportsSetupmapping, Result<void>,                                               \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t file_offset,                 \
      std::uint64_t length, std::uint64_t flags, std::uint64_t window_offset, DaxMapper& mapper),    \
     (ctx, inode, handle, file_offset, length, flags, window_offset, mapper),                        \
-    detail::opcode_bit(abi::opcode::setupmapping))                                                  \
+    opcode_bit(abi::opcode::setupmapping))                                                  \
   X(removemapping, SupportsRemovemapping, Result<void>,                                             \
     (const Context& ctx, std::uint64_t window_offset, std::uint64_t length, DaxMapper& mapper),     \
-    (ctx, window_offset, length, mapper), detail::opcode_bit(abi::opcode::removemapping))
+    (ctx, window_offset, length, mapper), opcode_bit(abi::opcode::removemapping))
 
 class AnyFilesystem {
  public:
@@ -255,8 +231,8 @@ class AnyFilesystem {
 
   // True when requests with this opcode reach the wrapped filesystem's own code (rename2,
   // setlkw, copy_file_range_64 and notify_reply count with the op that serves them).
-  bool supports(abi::opcode op) const noexcept { return (model_->opcodes() & detail::opcode_bit(op)) != 0; }
-  // The set of such opcodes, one bit per opcode value (detail::opcode_bit).
+  bool supports(abi::opcode op) const noexcept { return (model_->opcodes() & opcode_bit(op)) != 0; }
+  // The set of such opcodes, one bit per opcode value (opcode_bit).
   std::uint64_t opcodes() const noexcept { return model_->opcodes(); }
 
   // INIT: see the header comment.
@@ -295,25 +271,25 @@ class AnyFilesystem {
   if constexpr (concept_name<Fs>) served |= (opcode_bits);
       FUSE_BACKEND_ANY_FILESYSTEM_OPS(FUSE_BACKEND_ANY_OPCODES)
 #undef FUSE_BACKEND_ANY_OPCODES
-      if constexpr (SupportsInit<Fs>) served |= detail::opcode_bit(abi::opcode::init);
-      if constexpr (SupportsBatchForget<Fs>) served |= detail::opcode_bit(abi::opcode::batch_forget);
+      if constexpr (SupportsInit<Fs>) served |= opcode_bit(abi::opcode::init);
+      if constexpr (SupportsBatchForget<Fs>) served |= opcode_bit(abi::opcode::batch_forget);
       return served;
     }
 
     std::uint64_t opcodes() const noexcept override { return served_opcodes(); }
 
     Result<std::uint64_t> init(std::uint64_t offered) override {
-      constexpr std::uint64_t backed = detail::op_backed_init_flags(served_opcodes());
+      constexpr std::uint64_t backed = op_backed_init_flags(served_opcodes());
       // What Server<T, Fs>::handle_init would have offered Fs: the rest of the Server's
       // possible flags (always-on and opt-in) are possible for every filesystem.
       const std::uint64_t possible =
-          offered & (detail::always_on_flags | backed | detail::opt_in_flags);
+          offered & (always_on_init_flags | backed | opt_in_init_flags);
       if constexpr (SupportsInit<Fs>) {
         const auto chosen = fs_->init(possible);
         if (!chosen) return chosen;
         return *chosen & possible;
       } else {
-        return possible & (detail::always_on_flags | backed);
+        return possible & (always_on_init_flags | backed);
       }
     }
 

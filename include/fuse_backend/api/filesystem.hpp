@@ -72,7 +72,8 @@ concept Filesystem = SupportsLookup<Fs> && SupportsGetattr<Fs>;
 
 // INIT: `offered` = init flags (abi::init_flags) the kernel offers intersected with what the
 // Server and the user allow; return the subset the filesystem wants. Without init, the Server
-// enables every offered capability backed by an op the filesystem has.
+// enables default_init_flags<Fs>() (api/init_flags.hpp): its own capabilities and those backed
+// by an op the filesystem has, never the opt-in ones.
 template <class Fs>
 concept SupportsInit = requires(Fs& fs, std::uint64_t offered) {
   { fs.init(offered) } -> std::same_as<Result<std::uint64_t>>;

@@ -44,6 +44,7 @@
 #include <fuse_backend/api/detail/inflight_requests.hpp>
 #include <fuse_backend/api/detail/wire_encoding.hpp>
 #include <fuse_backend/api/filesystem.hpp>
+#include <fuse_backend/api/init_flags.hpp>
 #include <fuse_backend/api/observer.hpp>
 #include <fuse_backend/api/transport.hpp>
 #include <fuse_backend/result.hpp>
@@ -84,23 +85,6 @@ constexpr int wire_errno(std::errc error) noexcept {
   const int value = static_cast<int>(error);
   return value >= 1 && value <= 511 ? value : EIO;
 }
-
-// Capabilities the Server itself implements for any filesystem, enabled without asking it.
-inline constexpr std::uint64_t always_on_flags =
-    abi::init_flags::async_read | abi::init_flags::atomic_o_trunc | abi::init_flags::big_writes |
-    abi::init_flags::auto_inval_data | abi::init_flags::async_dio | abi::init_flags::parallel_dirops |
-    abi::init_flags::abort_error | abi::init_flags::max_pages | abi::init_flags::cache_symlinks |
-    abi::init_flags::init_ext | abi::init_flags::has_expire_only |
-    abi::init_flags::direct_io_allow_mmap | abi::init_flags::create_supp_group;
-
-// Capabilities that change semantics: only on when the filesystem's init() asks for them.
-inline constexpr std::uint64_t opt_in_flags =
-    abi::init_flags::writeback_cache | abi::init_flags::no_open_support |
-    abi::init_flags::no_opendir_support | abi::init_flags::handle_killpriv |
-    abi::init_flags::handle_killpriv_v2 | abi::init_flags::posix_acl | abi::init_flags::dont_mask |
-    abi::init_flags::explicit_inval_data | abi::init_flags::submounts |
-    abi::init_flags::export_support | abi::init_flags::no_export_support |
-    abi::init_flags::passthrough | abi::init_flags::has_resend;
 
 // Thread-local scratch for replies that need contiguous bytes before they are sent (readlink,
 // getxattr, listxattr, ioctl output). Allocated once per thread, never per request.
@@ -168,9 +152,6 @@ class Server {
   // Serves one request: reads it from `reader`, answers through `writer`. An error means the
   // reply could not be sent (the transport's error, e.g. ENODEV once unmounted).
   Result<Disposition> handle(Reader& reader, Writer& writer) noexcept;
-
-  // The init flags this filesystem can have: always-on ones, those its ops back, and opt-ins.
-  static constexpr std::uint64_t possible_flags() noexcept;
 
   bool initialized() const noexcept { return initialized_.load(std::memory_order_acquire); }
   // True after DESTROY until the next INIT.
@@ -254,17 +235,6 @@ class Server {
   detail::InflightRequests inflight_;
 };
 
-template <Transport T, Filesystem Fs>
-constexpr std::uint64_t Server<T, Fs>::possible_flags() noexcept {
-  namespace flags = abi::init_flags;
-  std::uint64_t possible = detail::always_on_flags;
-  if constexpr (SupportsGetlk<Fs> && SupportsSetlk<Fs>) possible |= flags::posix_locks;
-  if constexpr (SupportsSetlk<Fs>) possible |= flags::flock_locks;
-  if constexpr (SupportsIoctl<Fs>) possible |= flags::has_ioctl_dir;
-  if constexpr (SupportsReaddirplus<Fs>) possible |= flags::do_readdirplus | flags::readdirplus_auto;
-  if constexpr (SupportsSetxattr<Fs>) possible |= flags::setxattr_ext;
-  return possible | detail::opt_in_flags;
-}
 
 template <Transport T, Filesystem Fs>
 Result<Disposition> Server<T, Fs>::handle(Reader& reader, Writer& writer) noexcept {
@@ -817,8 +787,8 @@ Result<Disposition> Server<T, Fs>::handle_init(Request& request, detail::ByteCur
 
   std::uint64_t kernel = in->flags;
   if ((in->flags & abi::init_flags::init_ext) != 0) kernel = abi::init_flags_from(in->flags, in->flags2);
-  const std::uint64_t offered = kernel & possible_flags() & options_.enabled_init_flags;
-  std::uint64_t wanted = offered & (detail::always_on_flags | (possible_flags() & ~detail::opt_in_flags));
+  const std::uint64_t offered = kernel & possible_init_flags<Fs>() & options_.enabled_init_flags;
+  std::uint64_t wanted = offered & default_init_flags<Fs>();
   if constexpr (SupportsInit<Fs>) {
     const auto chosen = detail::guarded([&] { return fs_.init(offered); });
     if (!chosen) return reply_error(request, chosen.error());

@@ -93,7 +93,7 @@ static_assert(!std::is_constructible_v<AnyFilesystem, std::shared_ptr<int>>);
 TEST(AnyFilesystemOps, CoreFilesystemReportsOnlyLookupAndGetattr) {
   CoreFs fs;
   const auto any = AnyFilesystem::borrow(fs);
-  EXPECT_EQ(any.opcodes(), api::detail::opcode_bit(opcode::lookup) | api::detail::opcode_bit(opcode::getattr));
+  EXPECT_EQ(any.opcodes(), api::opcode_bit(opcode::lookup) | api::opcode_bit(opcode::getattr));
   EXPECT_TRUE(any.supports(opcode::lookup));
   EXPECT_FALSE(any.supports(opcode::read));
   EXPECT_FALSE(any.supports(opcode::init));
@@ -217,8 +217,8 @@ TEST(AnyFilesystemInit, WithoutInitTheFlagsAreWhatTheServerWouldEnable) {
   EXPECT_EQ(core_erased & (flags::do_readdirplus | flags::readdirplus_auto | flags::posix_locks |
                            flags::flock_locks | flags::has_ioctl_dir | flags::setxattr_ext),
             0u);
-  EXPECT_EQ(core_erased & api::detail::opt_in_flags, 0u);
-  EXPECT_EQ(core_erased, kernel_offer & api::detail::always_on_flags);
+  EXPECT_EQ(core_erased & api::opt_in_init_flags, 0u);
+  EXPECT_EQ(core_erased, kernel_offer & api::always_on_init_flags);
 
   MemoryFs memory;
   const auto [memory_direct, memory_erased] = negotiate_both_ways(memory, kernel_offer);
@@ -261,13 +261,11 @@ TEST(AnyFilesystemInit, InitFailureIsPassedOn) {
   EXPECT_EQ(chosen.error(), std::errc::operation_not_permitted);
 }
 
-// The op-backed flags AnyFilesystem computes at run time agree with the Server's compile-time ones.
+// The op-backed flags from AnyFilesystem's run-time op set agree with the compile-time ones.
 template <class Fs>
 void expect_same_possible_flags() {
   const std::uint64_t opcodes = AnyFilesystem::make<Fs>().opcodes();
-  const std::uint64_t server_possible = api::Server<MemoryTransport, Fs>::possible_flags();
-  EXPECT_EQ(server_possible,
-            api::detail::always_on_flags | api::detail::op_backed_init_flags(opcodes) | api::detail::opt_in_flags);
+  EXPECT_EQ(api::op_backed_init_flags<Fs>(), api::op_backed_init_flags(opcodes));
 }
 
 TEST(AnyFilesystemInit, OpBackedFlagsMirrorTheServer) {

@@ -414,7 +414,7 @@ TEST(VfsMount, RunsOutOfIndicesAfter255Mounts) {
 
 TEST(VfsInit, FlagsAreTheIntersectionOfTheBackends) {
   Vfs empty;
-  EXPECT_EQ(*empty.init(kernel_offer), kernel_offer & api::detail::always_on_flags);
+  EXPECT_EQ(*empty.init(kernel_offer), kernel_offer & api::always_on_init_flags);
 
   Vfs two;
   ASSERT_TRUE(two.mount("/m", AnyFilesystem::make<MemoryFs>()));
