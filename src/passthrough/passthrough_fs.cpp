@@ -150,10 +150,13 @@ int host_open_flags(std::uint32_t kernel_flags, bool writeback) noexcept {
 
 std::uint32_t cache_open_flags(CachePolicy policy, bool directory) noexcept {
   switch (policy) {
+    // Direct writes to the host file need no serialisation per inode in the kernel: each is
+    // one pwrite on the host.
     case CachePolicy::never:
-      return directory ? 0 : abi::fopen::direct_io;
+      return directory ? 0 : abi::fopen::direct_io | abi::fopen::parallel_direct_writes;
     case CachePolicy::metadata:
-      return directory ? abi::fopen::cache_dir | abi::fopen::keep_cache : abi::fopen::direct_io;
+      return directory ? abi::fopen::cache_dir | abi::fopen::keep_cache
+                       : abi::fopen::direct_io | abi::fopen::parallel_direct_writes;
     case CachePolicy::automatic:
       return directory ? abi::fopen::cache_dir : 0;
     case CachePolicy::always:
@@ -532,8 +535,11 @@ Result<api::Entry> PassthroughFs::lookup(const api::Context& ctx, InodeId parent
   if (!parent) return fail(parent.error());
   auto checked = component(name);
   if (!checked) return fail(checked.error());
-  // "." is the directory itself; ".." of the root is the root (nothing above is reachable).
-  if (name == "." || (name == ".." && parent_id == api::root_inode)) {
+  // "." is the directory itself; ".." of the root is the root (nothing above is reachable),
+  // also when the source directory is seen through another node (a bind mount of itself).
+  const auto& root_key = inodes_.get(api::root_inode)->key();
+  const bool at_root = (*parent)->key().ino == root_key.ino && (*parent)->key().dev == root_key.dev;
+  if (name == "." || (name == ".." && at_root)) {
     auto stx = statx_at((*parent)->fd(), "");
     if (!stx) return fail(stx.error());
     inodes_.reference(**parent);

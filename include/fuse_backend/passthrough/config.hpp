@@ -19,8 +19,8 @@ namespace fuse_backend::passthrough {
 
 // What the kernel may cache; becomes the FOPEN flags of every open/opendir reply.
 enum class CachePolicy {
-  // No data caching: files open with direct_io, directory listings are not cached. For a
-  // directory that others change behind the daemon's back.
+  // No data caching: files open with direct_io (plus parallel_direct_writes), directory
+  // listings are not cached. For a directory that others change behind the daemon's back.
   never,
   // Metadata (entries, attributes, directory listings) is cached for the timeouts, file data is
   // not (direct_io).
@@ -72,7 +72,8 @@ struct Config {
   bool posix_locks = true;
   // Report the host's st_ino in attributes (stable across daemon restarts, the same number a
   // host `ls -i` shows). When false st_ino is the FUSE node id: unique even across host
-  // submounts, but not stable across restarts.
+  // submounts, but not stable across restarts. (READDIR's d_ino is the host's either way: an
+  // entry not looked up yet has no node id.)
   bool use_host_ino = true;
   // FUSE passthrough backing files (kernel >= 6.9): open/create register the host fd with the
   // transport (Context::backing_files) and reply FOPEN_PASSTHROUGH, so the kernel reads, writes

@@ -351,8 +351,9 @@ TEST_F(PassthroughTest, OpenFlagsFollowCachePolicy) {
     std::uint32_t dir;
   };
   const Case cases[] = {
-      {CachePolicy::never, abi::fopen::direct_io, 0},
-      {CachePolicy::metadata, abi::fopen::direct_io, abi::fopen::cache_dir | abi::fopen::keep_cache},
+      {CachePolicy::never, abi::fopen::direct_io | abi::fopen::parallel_direct_writes, 0},
+      {CachePolicy::metadata, abi::fopen::direct_io | abi::fopen::parallel_direct_writes,
+       abi::fopen::cache_dir | abi::fopen::keep_cache},
       {CachePolicy::automatic, 0, abi::fopen::cache_dir},
       {CachePolicy::always, abi::fopen::keep_cache, abi::fopen::cache_dir | abi::fopen::keep_cache},
   };
