@@ -28,7 +28,8 @@ namespace {
 constexpr std::uint32_t max_ring_size = 32768;  // split virtqueue limit
 
 constexpr std::uint64_t offered_protocol_features =
-    vu::bit(vu::protocol_feature::mq) | vu::bit(vu::protocol_feature::reply_ack) |
+    vu::bit(vu::protocol_feature::mq) | vu::bit(vu::protocol_feature::log_shmfd) |
+    vu::bit(vu::protocol_feature::reply_ack) |
     vu::bit(vu::protocol_feature::backend_req) |
     vu::bit(vu::protocol_feature::configure_mem_slots);
 
@@ -40,6 +41,7 @@ constexpr bool has_own_reply(vu::Request request) noexcept {
     case vu::Request::get_vring_base:
     case vu::Request::get_queue_num:
     case vu::Request::get_max_mem_slots:
+    case vu::Request::set_log_base:  // LOG_SHMFD: QEMU waits for a SET_LOG_BASE reply
       return true;
     default:
       return false;
@@ -58,6 +60,8 @@ constexpr FdRule fd_rule(vu::Request request) noexcept {
       return {1, vu::max_mem_table_regions};
     case vu::Request::add_mem_reg:
     case vu::Request::set_backend_req_fd:
+    case vu::Request::set_log_base:
+    case vu::Request::set_log_fd:
       return {1, 1};
     case vu::Request::set_vring_kick:
     case vu::Request::set_vring_call:
@@ -108,6 +112,10 @@ struct VhostUserBackend::Connection {
   std::uint64_t acked_features = 0;
   std::uint64_t acked_protocol_features = 0;
   UniqueFd backend_requests;  // SET_SLAVE_REQ_FD: kept for the device's future use
+  // Migration: the dirty-page log (SET_LOG_BASE), applied to guest memory while LOG_ALL is
+  // negotiated, and the eventfd kicked after logged writes (SET_LOG_FD).
+  std::shared_ptr<const DirtyLog> dirty_log;
+  UniqueFd log_kick;
 
   Connection(VhostUserBackend& owner, UniqueFd socket)
       : backend(owner), channel(std::move(socket)), rings(owner.device_.queue_count()) {}
@@ -232,9 +240,12 @@ struct VhostUserBackend::Connection {
     bool broken = false;
     do {
       if (broken) continue;
-      const QueueRun run = backend.device_.process_queue(index, memory.load());
+      const auto snapshot = memory.load();
+      const QueueRun run = backend.device_.process_queue(index, snapshot);
       backend.counters_[index].chains.fetch_add(run.chains, std::memory_order_relaxed);
       if (run.notify && ring.call) (void)signal_eventfd(ring.call.get());
+      if (run.chains > 0 && snapshot->logging() && log_kick)
+        (void)signal_eventfd(log_kick.get());
       if (run.failed) {
         broken = true;
         log("queue {}: the driver's ring is invalid; queue stopped until reconfigured", index);
@@ -248,6 +259,8 @@ struct VhostUserBackend::Connection {
     for (Ring& ring : rings) ring = Ring{};
     memory.store(GuestMemory{});
     memory_set = false;
+    dirty_log.reset();
+    log_kick.reset();
     backend_requests.reset();
     channel.close();
   }
@@ -357,6 +370,12 @@ struct VhostUserBackend::Connection {
       case vu::Request::set_backend_req_fd:
         backend_requests = message.take_fd();
         return {};
+      case vu::Request::set_log_base:
+        return set_log_base();
+      case vu::Request::set_log_fd:
+        pause_all();  // workers use the fd: swap it while they are stopped
+        log_kick = message.take_fd();
+        return resume_all();
       default:
         return reject(std::errc::function_not_supported,
                       "request not offered by this back-end");
@@ -364,7 +383,29 @@ struct VhostUserBackend::Connection {
   }
 
   std::uint64_t offered_features() const noexcept {
-    return backend.device_.device_features() | vu::bit(vu::feature::protocol_features);
+    return backend.device_.device_features() | vu::bit(vu::feature::protocol_features) |
+           vu::bit(vu::feature::log_all);
+  }
+
+  bool logging() const noexcept {
+    return (acked_features & vu::bit(vu::feature::log_all)) != 0 && dirty_log != nullptr;
+  }
+  // `next` with the dirty log attached while logging is on (and detached otherwise).
+  GuestMemory with_logging(const GuestMemory& next) const noexcept {
+    return next.with_dirty_log(logging() ? dirty_log : nullptr);
+  }
+
+  Result<void> set_log_base() {
+    const auto area = message.payload_as<vu::LogArea>();
+    auto log = DirtyLog::map(message.take_fd().release(), area.mmap_size, area.mmap_offset);
+    if (!log)
+      return reject(log.error(), fmt::format("cannot map the dirty log ({} bytes at offset {:#x})",
+                                             area.mmap_size, area.mmap_offset));
+    // Queue threads switch to the new snapshot (and log) at their next pass; the old log stays
+    // mapped while a running pass still holds the old snapshot.
+    dirty_log = std::move(*log);
+    memory.store(with_logging(*memory.load()));
+    return reply_u64(0);
   }
 
   Result<void> set_features(std::uint64_t features) {
@@ -373,8 +414,10 @@ struct VhostUserBackend::Connection {
                     fmt::format("features {:#x} include bits not offered ({:#x})", features,
                                 offered_features()));
     // Ring layout options (EVENT_IDX) change how running rings are served: restart them.
+    // LOG_ALL switches dirty logging on or off.
     pause_all();
     acked_features = features;
+    memory.store(with_logging(*memory.load()));
     return resume_all();
   }
 
@@ -382,7 +425,7 @@ struct VhostUserBackend::Connection {
     if (!next)
       return reject(next.error(), "invalid memory region (empty, overlapping or unmappable)");
     pause_all();
-    memory.store(std::move(*next));
+    memory.store(with_logging(*next));
     memory_set = !memory.load()->regions().empty();
     return resume_all();
   }

@@ -46,7 +46,8 @@ constexpr std::uint64_t event_idx = vu::bit(vu::feature::event_idx);
 constexpr std::uint64_t indirect_desc = vu::bit(vu::feature::indirect_desc);
 
 // -------------------------------------------------------------------------------------------
-// The device behind the rings: answers each chain with its readable bytes reversed.
+// The device behind the rings: answers each chain with its readable bytes reversed (logging its
+// writes for migration, as a device must).
 
 class EchoDevice final : public virtio::VhostUserDevice {
  public:
@@ -88,6 +89,7 @@ class EchoDevice final : public virtio::VhostUserDevice {
         for (const auto& s : q.chain.writable()) {
           const std::size_t n = std::min<std::size_t>(s.len, in.size() - written);
           std::memcpy(s.host, in.data() + written, n);
+          q.queue.memory().log_write(s.gpa, n);  // migration: mark what the device wrote
           written += static_cast<std::uint32_t>(n);
         }
       }
@@ -561,6 +563,50 @@ TEST_F(VhostUserBackendTest, RemovingAndReaddingMemoryKeepsRingsWorking) {
   EXPECT_TRUE(m.close());
 }
 
+TEST_F(VhostUserBackendTest, DirtyLogMarksRepliesAndUsedRingWhileLogAllIsOn) {
+  Master m(backend, queues);
+  m.handshake();
+  const std::uint64_t features = version_1 | protocol_features | event_idx | indirect_desc;
+  EXPECT_NE(m.get_u64(vu::Request::get_features) & vu::bit(vu::feature::log_all), 0u);
+  m.start(features);
+  // One bit per 4 KiB page up to the end of the high region, as QEMU sizes it.
+  const std::uint64_t log_size = (high_gpa + region_size) / 4096 / 8;
+  UniqueFd log_fd(::memfd_create("vhost-user-test-log", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(log_fd.get(), static_cast<off_t>(log_size)), 0);
+  auto* bitmap = static_cast<unsigned char*>(
+      ::mmap(nullptr, log_size, PROT_READ | PROT_WRITE, MAP_SHARED, log_fd.get(), 0));
+  ASSERT_NE(bitmap, MAP_FAILED);
+  auto dirty = [&](std::uint64_t gpa) { return (bitmap[gpa / 4096 / 8] >> (gpa / 4096 % 8) & 1) != 0; };
+  UniqueFd log_kick(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  const int kick_fd[] = {log_kick.get()};
+  m.send(vu::Request::set_log_fd, {}, kick_fd);
+
+  // QEMU's migration start: SET_LOG_BASE (answered), then features with LOG_ALL.
+  const int fd[] = {log_fd.get()};
+  m.send_value(vu::Request::set_log_base, vu::LogArea{log_size, 0}, fd);
+  auto reply = m.reply(vu::Request::set_log_base);
+  ASSERT_TRUE(reply);
+  // QEMU waits for this one to be applied (REPLY_ACK) before migrating anything.
+  EXPECT_EQ(m.acked(vu::Request::set_features, features | vu::bit(vu::feature::log_all)), 0u);
+  m.post(1, "logged", 16);
+  ASSERT_EQ(m.wait_reply(1), "deggol");
+  const std::uint64_t reply_page = place(1).buffers + 0x800;
+  EXPECT_TRUE(dirty(reply_page));
+  EXPECT_TRUE(dirty(place(1).used));
+  EXPECT_FALSE(dirty(place(2).buffers));  // nothing was written there
+  EXPECT_TRUE(Master::wait_fd(log_kick.get(), 5000));
+
+  // Logging off again (acked: the rings were restarted without the log): nothing is marked.
+  EXPECT_EQ(m.acked(vu::Request::set_features, features), 0u);
+  std::memset(bitmap, 0, log_size);
+  m.post(1, "quiet", 16);
+  ASSERT_EQ(m.wait_reply(1), "teiuq");
+  EXPECT_FALSE(dirty(reply_page));
+  EXPECT_FALSE(dirty(place(1).used));
+  ::munmap(bitmap, log_size);
+  EXPECT_TRUE(m.close());
+}
+
 TEST_F(VhostUserBackendTest, DisconnectAndReconnect) {
   {
     Master m(backend, queues);
@@ -814,7 +860,7 @@ TEST_F(VhostUserBackendTest, RingSizeNotAPowerOfTwo) {
 TEST_F(VhostUserBackendTest, UnofferedFeatureBits) {
   {
     Master m(backend, queues);
-    m.send_value(vu::Request::set_features, version_1 | vu::bit(vu::feature::log_all));
+    m.send_value(vu::Request::set_features, version_1 | vu::bit(vu::feature::notify_on_empty));
     expect_rejected(m, "include bits not offered");
   }
   expect_fresh_connection_works();

@@ -24,6 +24,12 @@
 //   them), so the device never runs a ring whose configuration is changing.
 // - Queues: QEMU may set up more queues than GET_QUEUE_NUM announced (vhost-user-fs sets up
 //   1 + num-request-queues whatever the answer); every index < device.queue_count() is accepted.
+// - Offered: the device's features + VHOST_USER_F_PROTOCOL_FEATURES + VHOST_F_LOG_ALL; protocol
+//   features MQ, LOG_SHMFD, REPLY_ACK, SLAVE_REQ (the fd is kept, nothing is sent on it yet) and
+//   CONFIGURE_MEM_SLOTS. Migration: SET_LOG_BASE maps the dirty log, which guest memory carries
+//   while LOG_ALL is negotiated, so every device write (replies, used ring) marks its pages;
+//   SET_LOG_FD's eventfd is kicked after each ring pass that logged. Polling rings (no kick fd),
+//   CONFIG, INFLIGHT, STATUS and postcopy are not offered.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
