@@ -190,17 +190,13 @@ struct VhostUserBackend::Connection {
       ring.base = backend.device_.stop_queue(index);
       return reject(std::errc::invalid_argument, fmt::format("queue {}: {}", index, what));
     };
-    ring.stop.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    ring.epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
-    if (!ring.stop || !ring.epoll) return undo("cannot create eventfd/epoll");
-    epoll_event stop_event{};
-    stop_event.events = EPOLLIN;
-    stop_event.data.u32 = 0;
-    epoll_event kick_event{};
-    kick_event.events = EPOLLIN;
-    kick_event.data.u32 = 1;
-    if (::epoll_ctl(ring.epoll.get(), EPOLL_CTL_ADD, ring.stop.get(), &stop_event) != 0 ||
-        ::epoll_ctl(ring.epoll.get(), EPOLL_CTL_ADD, ring.kick.get(), &kick_event) != 0)
+    auto stop = detail::syscall_result<int>([] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+    auto epoll = detail::syscall_result<int>([] { return ::epoll_create1(EPOLL_CLOEXEC); });
+    if (stop) ring.stop.reset(*stop);
+    if (epoll) ring.epoll.reset(*epoll);
+    if (!stop || !epoll) return undo("cannot create eventfd/epoll");
+    if (!watch(ring.epoll.get(), ring.stop.get(), stop_token) ||
+        !watch(ring.epoll.get(), ring.kick.get(), kick_token))
       return undo("kick fd cannot be waited on (not an eventfd?)");
     try {
       ring.worker = std::thread([this, index] { run_ring(index); });
@@ -218,19 +214,35 @@ struct VhostUserBackend::Connection {
     return {};
   }
 
-  // Waits for a kick (consumed) or the stop event; false on stop.
-  bool wait_for_kick(const Ring& ring) noexcept {
-    epoll_event events[2];
-    int n;
-    do {
-      n = ::epoll_wait(ring.epoll.get(), events, 2, -1);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return false;
-    for (int i = 0; i < n; ++i)
-      if (events[i].data.u32 == 0) return false;
-    eventfd_t count;
-    (void)::eventfd_read(ring.kick.get(), &count);
-    return true;
+  static constexpr std::uint32_t stop_token = 0;
+  static constexpr std::uint32_t kick_token = 1;
+
+  static Result<void> watch(int epoll, int fd, std::uint32_t token) noexcept {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u32 = token;
+    return detail::syscall_void([&] { return ::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event); });
+  }
+
+  // Waits for a kick (consumed) or the stop event; false on stop. A kick fd that signals but
+  // cannot be read as an eventfd (a hostile front-end's socket at EOF would signal forever) is
+  // dropped from the wait set, after which only the stop event ends the wait.
+  bool wait_for_kick(std::size_t index, const Ring& ring) noexcept {
+    for (;;) {
+      epoll_event events[2];
+      auto n = detail::syscall_result<int>(
+          [&] { return ::epoll_wait(ring.epoll.get(), events, 2, -1); });
+      if (!n) return false;
+      for (int i = 0; i < *n; ++i)
+        if (events[i].data.u32 == stop_token) return false;
+      std::uint64_t count;
+      auto got = detail::syscall_result<std::size_t>(
+          [&] { return ::read(ring.kick.get(), &count, sizeof count); });
+      if (got && *got == sizeof count) return true;
+      log("queue {}: the kick fd cannot be read; the ring waits for reconfiguration", index);
+      (void)detail::syscall_void(
+          [&] { return ::epoll_ctl(ring.epoll.get(), EPOLL_CTL_DEL, ring.kick.get(), nullptr); });
+    }
   }
 
   // Worker thread of one ring: process, notify, wait for a kick or the stop event. A ring the
@@ -251,7 +263,7 @@ struct VhostUserBackend::Connection {
         log("queue {}: the driver's ring is invalid; queue stopped until reconfigured", index);
         if (ring.err) (void)signal_eventfd(ring.err.get());
       }
-    } while (wait_for_kick(ring));
+    } while (wait_for_kick(index, ring));
   }
 
   void teardown() noexcept {

@@ -607,6 +607,26 @@ TEST_F(VhostUserBackendTest, DirtyLogMarksRepliesAndUsedRingWhileLogAllIsOn) {
   EXPECT_TRUE(m.close());
 }
 
+TEST_F(VhostUserBackendTest, KickFdThatSignalsButCannotBeReadIsDropped) {
+  Master m(backend, queues);
+  m.handshake();
+  m.start();
+  EXPECT_EQ(m.get_vring_base(1), 0u);
+  // A socket whose peer is gone is "readable" forever and reads 0 bytes: it must not make the
+  // worker spin, nor stop the other queues.
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd kick(sv[0]);
+  ::close(sv[1]);
+  m.set_fd_acked(vu::Request::set_vring_kick, 1, kick.get());
+  for (int i = 0; i < 100 && !log.contains("queue 1: the kick fd cannot be read"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(log.contains("queue 1: the kick fd cannot be read")) << log.all();
+  m.post(2, "still", 8);
+  EXPECT_EQ(m.wait_reply(2), "llits");
+  EXPECT_TRUE(m.close());
+}
+
 TEST_F(VhostUserBackendTest, DisconnectAndReconnect) {
   {
     Master m(backend, queues);
