@@ -97,7 +97,8 @@ class VhostUserDevice {
 struct VhostUserBackendOptions {
   // Log every message received (name, flags, size, fds) through `log`.
   bool trace = false;
-  // Receives one line per event (errors, disconnects, trace); default: stderr.
+  // Receives one line per event (errors, disconnects, trace); default: stderr. Called from the
+  // serving thread and from ring worker threads, so it must be thread safe.
   std::function<void(std::string_view)> log;
 };
 
