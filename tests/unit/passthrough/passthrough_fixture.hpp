@@ -157,6 +157,10 @@ inline void write_file(const fs::path& path, std::string_view data) {
 class PassthroughTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // PassthroughFs::create sets the process umask to 0 (the kernel applied the caller's
+    // already); do it first so every test builds its tree the same way, whether it runs alone
+    // (as under ctest) or after others in one process.
+    ::umask(0);
     char pattern[] = "/tmp/passthrough-unit-XXXXXX";
     ASSERT_NE(::mkdtemp(pattern), nullptr);
     base_ = pattern;
