@@ -173,7 +173,7 @@ class Server {
     InodeId inode() const noexcept { return InodeId{header.nodeid}; }
   };
 
-  Result<Disposition> dispatch(Request& request) noexcept;
+  Result<Disposition> dispatch(Request& request, const abi::opcode_info& info) noexcept;
   Result<Disposition> dispatch_body(Request& request, detail::ByteCursor& body) noexcept;
   Result<Disposition> handle_init(Request& request, detail::ByteCursor& body) noexcept;
   Result<Disposition> handle_read(Request& request, detail::ByteCursor& body) noexcept;
@@ -268,17 +268,16 @@ Result<Disposition> Server<T, Fs>::handle(Reader& reader, Writer& writer) noexce
   }
   detail::InflightRequests::Claim claim(inflight_, header.unique);
   request.ctx.interrupted_ = claim.flag();
-  return dispatch(request);
+  return dispatch(request, *info);
 }
 
 template <Transport T, Filesystem Fs>
-Result<Disposition> Server<T, Fs>::dispatch(Request& request) noexcept {
+Result<Disposition> Server<T, Fs>::dispatch(Request& request, const abi::opcode_info& info) noexcept {
   const abi::in_header& header = request.header;
   Reader& reader = request.reader;
   const std::size_t extension_bytes = std::size_t{header.total_extlen} * 8;
   if (extension_bytes > reader.remaining()) {
-    const auto* info = abi::find_opcode(header.opcode);
-    return info->replies ? reply_error(request, std::errc::invalid_argument) : no_reply(request);
+    return info.replies ? reply_error(request, std::errc::invalid_argument) : no_reply(request);
   }
   // Data-carrying ops keep their payload in the transport (zero copy); extensions never come
   // with them, so they are simply cut off.

@@ -96,7 +96,7 @@ Result<std::optional<std::uint16_t>> Virtqueue::pop() noexcept {
     published = avail_idx.load(std::memory_order_acquire);
   }
   const std::uint16_t pending = static_cast<std::uint16_t>(published - next_avail_);
-  if (pending == 0) return std::optional<std::uint16_t>();
+  if (pending == 0) return Result<std::optional<std::uint16_t>>(std::in_place, std::nullopt);  // in place: g++ 12 warns on copying an empty optional
   if (pending > size_) {
     broken_ = true;
     return fail(std::errc::io_error);
