@@ -329,7 +329,8 @@ awk -F'\t' -v targets="$targets" -v hz="$clk_tck" '
   # CPU per GiB: all runs together.
   $2 ~ /^cpu:/ { split($3, c, " "); ticks[$1] += c[1]; bytes[$1] += c[2]
                  wticks[$1, substr($2, 5)] += c[1]; wbytes[$1, substr($2, 5)] += c[2]; next }
-  $2 == "note" { if (!seen[$3]++) notes[++nn] = $3; next }
+  # One note per failed job ("TARGET KEY: message"), however many runs it failed in.
+  $2 == "note" { split($3, w, ":"); if (!seen[w[1]]++) notes[++nn] = $3; next }
   # The best run of each figure; a job that failed in any run stays "fail".
   { if ($3 == "fail" || v[$1, $2] == "fail") v[$1, $2] = "fail"
     else if (v[$1, $2] == "" || $3 + 0 > v[$1, $2] + 0) v[$1, $2] = $3 }

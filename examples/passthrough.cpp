@@ -292,12 +292,7 @@ Problem apply_option(Options& options, std::string_view name, std::optional<std:
     if (!value) return std::string(shown) + " needs a value (" + std::string(shown) + "=VALUE)";
     return setting->apply(options, shown, *value);
   }
-  return std::nullopt;  // unknown: the caller words the message
-}
-
-bool is_known(std::string_view name) {
-  return find_setting(name) != nullptr ||
-         std::any_of(std::begin(flags), std::end(flags), [&](const Flag& f) { return f.name == name; });
+  return "unknown option '" + std::string(shown) + "' (see --help)";
 }
 
 // -o a,b=c,...: each item is NAME or NAME=VALUE.
@@ -309,7 +304,6 @@ Problem apply_mount_options(Options& options, std::string_view list) {
     if (item.empty()) continue;
     const auto equals = item.find('=');
     const std::string_view name = item.substr(0, equals);
-    if (!is_known(name)) return "unknown option '-o " + std::string(name) + "' (see --help)";
     const std::optional<std::string_view> value =
         equals == std::string_view::npos ? std::nullopt : std::optional(item.substr(equals + 1));
     if (auto problem = apply_option(options, name, value, "-o " + std::string(name))) return problem;
@@ -360,7 +354,6 @@ Problem parse_command_line(int argc, char** argv, Options& options) {
         if (i + 1 == argc) return shown + " needs a value";
         value = argv[++i];
       }
-      if (!is_known(name)) return "unknown option '" + shown + "' (see --help)";
       problem = apply_option(options, name, value, shown);
     } else {
       return "unknown option '" + std::string(arg) + "' (see --help)";
