@@ -148,10 +148,17 @@ constexpr const opcode_info* find_opcode(opcode op) noexcept {
   return find_opcode(static_cast<std::uint32_t>(op));
 }
 
+// Whether a raw in_header.opcode is a known opcode. Like opcode_name, it never compares pointers,
+// so it stays a constant expression under g++'s -fsanitize=null.
+constexpr bool is_known_opcode(std::uint32_t op) noexcept {
+  if (op < detail::fuse_opcode_limit) return !detail::fuse_opcode_table[op].name.empty();
+  return op == static_cast<std::uint32_t>(opcode::cuse_init);
+}
+
 // "LOOKUP", ..., or "UNKNOWN" for a number that is no opcode.
 constexpr std::string_view opcode_name(std::uint32_t op) noexcept {
-  const opcode_info* info = find_opcode(op);
-  return info != nullptr ? info->name : std::string_view{"UNKNOWN"};
+  if (!is_known_opcode(op)) return "UNKNOWN";
+  return op < detail::fuse_opcode_limit ? detail::fuse_opcode_table[op].name : detail::cuse_init_info.name;
 }
 
 constexpr std::string_view opcode_name(opcode op) noexcept {
@@ -164,11 +171,11 @@ static_assert([] {
   for (const opcode_info& info : detail::fuse_opcode_table)
     entries -= info.name.empty() ? std::size_t{1} : std::size_t{0};
   for (opcode op : all_opcodes)
-    if (find_opcode(op) == nullptr) return false;
+    if (!is_known_opcode(static_cast<std::uint32_t>(op))) return false;
   return entries == all_opcodes.size();
 }());
-static_assert(find_opcode(opcode::init)->fixed_in_size == sizeof(init_in));
-static_assert(find_opcode(7u) == nullptr && find_opcode(19u) == nullptr);
+static_assert(detail::fuse_opcode_table[static_cast<std::uint32_t>(opcode::init)].fixed_in_size == sizeof(init_in));
+static_assert(!is_known_opcode(7u) && !is_known_opcode(19u));
 static_assert(opcode_name(opcode::cuse_init) == "CUSE_INIT");
 
 }  // namespace fuse_backend::abi
