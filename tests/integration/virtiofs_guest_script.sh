@@ -60,6 +60,20 @@ if [ "$cpus" -gt 1 ]; then
   taskset -c $((cpus - 1)) ls -l tree > /dev/null
 fi
 
+echo "== cpus"
+# One worker per vCPU, all at once, each pinned to its CPU: a guest with multiqueue virtio-fs
+# (Linux >= 6.11) sends a CPU's requests on that CPU's request queue, so with as many vCPUs as
+# request queues every queue carries one worker's requests (the host test counts them).
+pids=
+for cpu in $(seq 0 $((cpus - 1))); do
+  taskset -c "$cpu" sh -ec '
+    mkdir "cpu$1"
+    for i in $(seq 1 40); do echo "$1 $i" > "cpu$1/f$i"; done
+    for i in $(seq 1 40); do cat "cpu$1/f$i" > /dev/null; done' worker "$cpu" &
+  pids="$pids $!"
+done
+for pid in $pids; do wait "$pid"; done
+
 echo "== tree"
 ls -ln tree tree/sub
 cat tree/readme.txt
