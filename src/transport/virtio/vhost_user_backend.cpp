@@ -612,7 +612,7 @@ struct VhostUserBackend::Connection {
 
 // ---------------------------------------------------------------------------------------------
 
-VhostUserBackend::VhostUserBackend(VhostUserDevice& device, VhostUserBackendOptions options)
+VhostUserBackend::VhostUserBackend(VirtioDevice& device, VhostUserBackendOptions options)
     : device_(device),
       options_(std::move(options)),
       counters_(std::make_unique<Counters[]>(device.queue_count())) {}

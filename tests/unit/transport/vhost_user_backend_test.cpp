@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include <fuse_backend/transport/virtio/descriptor_chain.hpp>
+#include <fuse_backend/transport/virtio/device.hpp>
 #include <fuse_backend/transport/virtio/fs_device.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_channel.hpp>
@@ -49,7 +50,7 @@ constexpr std::uint64_t indirect_desc = vu::bit(vu::feature::indirect_desc);
 // The device behind the rings: answers each chain with its readable bytes reversed (logging its
 // writes for migration, as a device must).
 
-class EchoDevice final : public virtio::VhostUserDevice {
+class EchoDevice final : public virtio::VirtioDevice {
  public:
   explicit EchoDevice(std::size_t queues) : queues_(queues) {}
 

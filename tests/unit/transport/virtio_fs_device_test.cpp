@@ -21,6 +21,7 @@
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/server.hpp>
+#include <fuse_backend/transport/virtio/device.hpp>
 #include <fuse_backend/transport/virtio/fs_device.hpp>
 #include <support/memory_fs.hpp>
 #include <support/memory_transport.hpp>

@@ -3,7 +3,7 @@
 //
 // Layer: transport/virtio. The device owns the virtqueues and their per-queue scratch (chain
 // segment lists, request bounce buffer), nothing else: whoever owns the notifications drives it
-// through the VhostUserDevice interface, either the vhost-user back-end or a VMM with its own
+// through the VirtioDevice interface (device.hpp), either the vhost-user back-end or a VMM with its own
 // event loop (start_queue with the ring addresses the guest programmed, process_queue when the
 // queue is kicked, signal the guest when the run says `notify`, stop_queue to read the base).
 //
@@ -50,7 +50,7 @@
 #include <fuse_backend/transport/virtio/descriptor_chain.hpp>
 #include <fuse_backend/transport/virtio/guest_memory.hpp>
 #include <fuse_backend/transport/virtio/split_ring.hpp>
-#include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
+#include <fuse_backend/transport/virtio/device.hpp>
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
 
 namespace fuse_backend::transport::virtio {
@@ -91,7 +91,7 @@ struct FsDeviceOptions {
 };
 
 template <api::Filesystem Fs>
-class FsDevice final : public VhostUserDevice {
+class FsDevice final : public VirtioDevice {
  public:
   using Server = api::Server<Transport, Fs>;
 

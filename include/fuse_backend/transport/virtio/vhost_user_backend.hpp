@@ -1,5 +1,5 @@
 // VhostUserBackend: the back-end side of the vhost-user protocol (QEMU's docs/interop/
-// vhost-user.rst) serving any virtio device that implements VhostUserDevice, plus
+// vhost-user.rst) serving any virtio device that implements VirtioDevice (device.hpp), plus
 // VhostUserListener, the unix socket a front-end (QEMU) connects to.
 //
 // Layer: transport/virtio. The back-end owns the protocol and the threads: it negotiates
@@ -18,7 +18,7 @@
 //   starts from scratch (reconnect-safe). It never throws and never aborts on peer input.
 // - A message with NEED_REPLY gets a u64 reply (0 or an errno) unless the request has its own
 //   reply (REPLY_ACK); a failing message is acknowledged with its errno before the disconnect.
-// - Ring workers call VhostUserDevice::process_queue concurrently for different queues, never
+// - Ring workers call VirtioDevice::process_queue concurrently for different queues, never
 //   for the same queue at once. Control messages that change a ring (SET_VRING_CALL, ADDR,
 //   memory tables, GET_VRING_BASE) first stop that ring's worker (memory changes stop all of
 //   them), so the device never runs a ring whose configuration is changing.
@@ -45,54 +45,9 @@
 
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/result.hpp>
-#include <fuse_backend/transport/virtio/guest_memory.hpp>
+#include <fuse_backend/transport/virtio/device.hpp>
 
 namespace fuse_backend::transport::virtio {
-
-// Where a ring lives, in guest physical addresses, as the driver set it up.
-struct VringConfig {
-  std::uint16_t size = 0;           // descriptors (a power of two, <= 32768)
-  std::uint64_t descriptor_table = 0;
-  std::uint64_t available_ring = 0;
-  std::uint64_t used_ring = 0;
-  std::uint16_t next_available = 0;  // SET_VRING_BASE: first avail index to serve
-  bool event_idx = false;            // VIRTIO_RING_F_EVENT_IDX was negotiated
-  bool indirect = false;             // VIRTIO_RING_F_INDIRECT_DESC was negotiated
-};
-
-// What one processing pass over a ring did.
-struct QueueRun {
-  std::size_t chains = 0;  // descriptor chains completed (put on the used ring)
-  bool notify = false;     // the driver must be notified (signal the call eventfd)
-  bool failed = false;     // the ring is broken (hostile or corrupt); stop serving it
-};
-
-// A virtio device served over vhost-user. Implementations synchronise nothing between queues
-// beyond what their own logic needs: the back-end guarantees one thread per queue at a time and
-// no process_queue() between stop_queue() and the next start_queue() of that queue.
-class VhostUserDevice {
- public:
-  // Total virtqueues (virtio-fs: 1 hiprio + N request queues).
-  virtual std::size_t queue_count() const noexcept = 0;
-  // Virtio feature bits the device offers (VIRTIO_F_VERSION_1, INDIRECT_DESC, EVENT_IDX, ...).
-  // The back-end adds VHOST_USER_F_PROTOCOL_FEATURES itself.
-  virtual std::uint64_t device_features() const noexcept = 0;
-  // Prepares queue `index` to be served from `config`; EFAULT/EINVAL if the rings are not
-  // inside `memory` or misaligned. May be called again (new memory, new addresses) after
-  // stop_queue().
-  virtual Result<void> start_queue(std::size_t index, const VringConfig& config,
-                                   std::shared_ptr<const GuestMemory> memory) noexcept = 0;
-  // Serves everything available on queue `index` (started), reading guest memory through
-  // `memory`, the current snapshot (the same as at start_queue unless memory changed since).
-  virtual QueueRun process_queue(std::size_t index,
-                                 std::shared_ptr<const GuestMemory> memory) noexcept = 0;
-  // Stops serving queue `index` and returns the next avail index it would have served
-  // (GET_VRING_BASE). Only called for a started queue.
-  virtual std::uint16_t stop_queue(std::size_t index) noexcept = 0;
-
- protected:
-  ~VhostUserDevice() = default;
-};
 
 struct VhostUserBackendOptions {
   // Log every message received (name, flags, size, fds) through `log`.
@@ -104,7 +59,7 @@ struct VhostUserBackendOptions {
 
 class VhostUserBackend {
  public:
-  explicit VhostUserBackend(VhostUserDevice& device, VhostUserBackendOptions options = {});
+  explicit VhostUserBackend(VirtioDevice& device, VhostUserBackendOptions options = {});
   ~VhostUserBackend();
   VhostUserBackend(const VhostUserBackend&) = delete;
   VhostUserBackend& operator=(const VhostUserBackend&) = delete;
@@ -129,7 +84,7 @@ class VhostUserBackend {
     std::atomic<std::uint64_t> chains{0};
     std::atomic<std::uint64_t> starts{0};
   };
-  VhostUserDevice& device_;
+  VirtioDevice& device_;
   VhostUserBackendOptions options_;
   std::unique_ptr<Counters[]> counters_;
 };

@@ -24,7 +24,7 @@
 //
 // Contract: not thread safe. Configure (set_*) while stopped; one thread at a time processes
 // it. Whoever drives the device serialises both (the vhost-user back-end stops a ring's worker
-// before changing the ring; see VhostUserDevice). All processing calls are noexcept.
+// before changing the ring; see VirtioDevice). All processing calls are noexcept.
 // A guest that breaks the ring protocol (avail->idx more than `size` ahead) marks the queue
 // broken: pop() fails from then on until it is started again.
 //
