@@ -6,14 +6,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -23,35 +21,23 @@
 
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <support/mount_guard.hpp>
+#include <support/program.hpp>
 #include <support/temp_dir.hpp>
-
-extern char** environ;
 
 namespace {
 
 using fuse_backend::detail::UniqueFd;
 using fuse_backend::testing::ChildGuard;
+using fuse_backend::testing::exited_with;
+using fuse_backend::testing::ProgramRun;
+using fuse_backend::testing::run_program;
+using fuse_backend::testing::spawn_program;
 using fuse_backend::testing::is_mounted;
 using fuse_backend::testing::MountGuard;
 using fuse_backend::testing::TempDir;
 using fuse_backend::testing::wait_for_mount;
 
 const std::string hello_binary = FUSE_BACKEND_EXAMPLES_DIR "/hello";
-
-// Starts hello with `args`; its stderr goes to `stderr_fd` when given.
-pid_t spawn_hello(const std::vector<std::string>& args, int stderr_fd = -1) {
-  std::vector<char*> argv{const_cast<char*>(hello_binary.c_str())};
-  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, hello_binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot start " << hello_binary;
-  return rc == 0 ? pid : -1;
-}
 
 std::string read_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -76,7 +62,7 @@ class HelloExample : public ::testing::Test {
  protected:
   // Starts hello on the temp dir and waits until it is mounted.
   void start() {
-    child_.emplace(spawn_hello({dir_.str()}));
+    child_.emplace(spawn_program(hello_binary, {dir_.str()}));
     ASSERT_GT(child_->pid(), 0);
     ASSERT_TRUE(wait_for_mount(dir_.str(), true)) << "hello did not mount " << dir_.str();
   }
@@ -137,22 +123,11 @@ TEST_F(HelloExample, ExitsCleanlyWhenUnmountedFromOutside) {
 
 // Runs hello with `args`, expecting exit status 1 and exactly one line on stderr.
 std::string expect_one_line_failure(const std::vector<std::string>& args) {
-  std::array<int, 2> fds{};
-  EXPECT_EQ(::pipe2(fds.data(), O_CLOEXEC), 0);
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-  ChildGuard child(spawn_hello(args, write_end.get()));
-  write_end.reset();
-  std::string err;
-  std::array<char, 512> buffer{};
-  for (ssize_t n; (n = ::read(read_end.get(), buffer.data(), buffer.size())) > 0;) {
-    err.append(buffer.data(), static_cast<std::size_t>(n));
-  }
-  const int status = child.wait();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status;
-  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
-  EXPECT_EQ(err.rfind("hello: ", 0), 0u) << err;
-  return err;
+  const ProgramRun run = run_program(hello_binary, args);
+  EXPECT_TRUE(exited_with(run.status, 1)) << "status " << run.status;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_EQ(run.err.rfind("hello: ", 0), 0u) << run.err;
+  return run.err;
 }
 
 TEST(HelloExampleUsage, BadUsageIsOneLineAndExitOne) {
@@ -169,9 +144,9 @@ TEST(HelloExampleUsage, MountFailureIsOneLineAndExitOne) {
 }
 
 TEST(HelloExampleUsage, HelpExitsZero) {
-  ChildGuard child(spawn_hello({"--help"}));
-  const int status = child.wait();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  const ProgramRun run = run_program(hello_binary, {"--help"});
+  EXPECT_TRUE(exited_with(run.status, 0)) << "status " << run.status;
+  EXPECT_EQ(run.out.rfind("usage: hello MOUNTPOINT", 0), 0u) << run.out;
 }
 
 }  // namespace

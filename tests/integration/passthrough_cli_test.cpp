@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,13 +24,17 @@
 #include <gtest/gtest.h>
 
 #include <support/mount_guard.hpp>
+#include <support/program.hpp>
 #include <support/temp_dir.hpp>
-
-extern char** environ;
 
 namespace {
 
 using fuse_backend::testing::ChildGuard;
+using fuse_backend::testing::exited_with;
+using fuse_backend::testing::file_contents;
+using fuse_backend::testing::ProgramRun;
+using fuse_backend::testing::run_program;
+using fuse_backend::testing::spawn_program;
 using fuse_backend::testing::is_mounted;
 using fuse_backend::testing::MountGuard;
 using fuse_backend::testing::TempDir;
@@ -39,28 +42,8 @@ using fuse_backend::testing::wait_for_mount;
 
 const std::string binary = FUSE_BACKEND_EXAMPLES_DIR "/passthrough";
 
-// Starts passthrough with `args`, stdout and stderr going to the files `out` and `err` (files, not
-// pipes: a daemon logging with --debug must never block on a pipe nobody drains).
 pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
-  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-  for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot start " << binary << ": " << std::strerror(rc);
-  return rc == 0 ? pid : -1;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return spawn_program(binary, args, out, err);
 }
 
 bool spit(const std::string& path, const std::string& text) {
@@ -84,25 +67,7 @@ std::vector<std::string> list_dir(const std::string& path) {
   return names;
 }
 
-struct Outcome {
-  int status = -1;  // wait status, -1 when it did not end within the timeout
-  std::string out;
-  std::string err;
-};
-
-// Runs passthrough to completion (at most 10 s; a hang is killed by the guard and fails).
-Outcome run(const std::vector<std::string>& args) {
-  TempDir logs("fuse_backend_cli_logs");
-  const std::string out = logs.str() + "/out", err = logs.str() + "/err";
-  ChildGuard child(spawn(args, out, err));
-  Outcome outcome;
-  if (const auto status = child.wait_for(10'000)) outcome.status = *status;
-  outcome.out = slurp(out);
-  outcome.err = slurp(err);
-  return outcome;
-}
-
-bool exited_with(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+ProgramRun run(const std::vector<std::string>& args) { return run_program(binary, args); }
 
 // --- bad input: one line on stderr, exit 1 --------------------------------------------------
 
@@ -127,6 +92,8 @@ struct BadInput {
   // Every fragment must appear in the one error line.
   std::vector<std::string> fragments;
 };
+// Test names show the case, not the parameter's bytes.
+void PrintTo(const BadInput& input, std::ostream* os) { *os << input.name; }
 
 std::string expand(std::string arg, const Paths& paths) {
   const std::pair<const char*, std::string> names[] = {
@@ -143,7 +110,7 @@ TEST_P(PassthroughCliBadInput, IsOneLineOnStderrAndExitOne) {
   Paths paths;
   std::vector<std::string> args;
   for (const auto& arg : GetParam().args) args.push_back(expand(arg, paths));
-  const Outcome outcome = run(args);
+  const ProgramRun outcome = run(args);
   EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
   EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
   EXPECT_EQ(outcome.err.rfind("passthrough: ", 0), 0u) << outcome.err;
@@ -190,7 +157,7 @@ TEST(PassthroughCli, BusyMountpointIsOneLineAndExitOne) {
   MountGuard busy(paths.mnt());
   ASSERT_EQ(::mount("fuse_backend_busy", paths.mnt().c_str(), "tmpfs", 0, "size=64k"), 0)
       << std::strerror(errno);
-  const Outcome outcome = run({paths.dir(), paths.mnt()});
+  const ProgramRun outcome = run({paths.dir(), paths.mnt()});
   EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
   EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
   EXPECT_NE(outcome.err.find("mountpoint '" + paths.mnt() + "' is busy"), std::string::npos)
@@ -198,7 +165,7 @@ TEST(PassthroughCli, BusyMountpointIsOneLineAndExitOne) {
 }
 
 TEST(PassthroughCli, HelpAndVersionPrintToStdoutAndExitZero) {
-  const Outcome help = run({"--help"});
+  const ProgramRun help = run({"--help"});
   EXPECT_TRUE(exited_with(help.status, 0)) << "wait status " << help.status;
   EXPECT_EQ(help.out.rfind("usage: passthrough [options] SOURCE MOUNTPOINT", 0), 0u) << help.out;
   for (const char* option : {"--cache", "--writeback", "--threads", "--passthrough-backing",
@@ -207,7 +174,7 @@ TEST(PassthroughCli, HelpAndVersionPrintToStdoutAndExitZero) {
   }
   EXPECT_TRUE(help.err.empty()) << help.err;
 
-  const Outcome version = run({"-V"});
+  const ProgramRun version = run({"-V"});
   EXPECT_TRUE(exited_with(version.status, 0)) << "wait status " << version.status;
   EXPECT_NE(version.out.find("passthrough"), std::string::npos) << version.out;
   EXPECT_TRUE(version.err.empty()) << version.err;
@@ -230,15 +197,15 @@ class PassthroughCliServe : public ::testing::Test {
     const auto status = child_->wait_for(10'000);
     return status ? *status : -1;
   }
-  std::string stderr_text() const { return slurp(logs_.str() + "/err"); }
+  std::string stderr_text() const { return file_contents(logs_.str() + "/err"); }
 
   // A round trip through the mount in both directions, and a listing.
   void exercise() {
     ASSERT_TRUE(spit(source_.str() + "/from_source.txt", "written on the host\n"));
-    EXPECT_EQ(slurp(mnt_.str() + "/from_source.txt"), "written on the host\n");
+    EXPECT_EQ(file_contents(mnt_.str() + "/from_source.txt"), "written on the host\n");
 
     ASSERT_TRUE(spit(mnt_.str() + "/from_mount.txt", "written through FUSE\n"));
-    EXPECT_EQ(slurp(source_.str() + "/from_mount.txt"), "written through FUSE\n");
+    EXPECT_EQ(file_contents(source_.str() + "/from_mount.txt"), "written through FUSE\n");
 
     ASSERT_EQ(::mkdir((mnt_.str() + "/subdir").c_str(), 0755), 0) << std::strerror(errno);
     struct stat st {};
@@ -268,7 +235,7 @@ TEST_F(PassthroughCliServe, ServesTheSourceUntilSigterm) {
   ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
   expect_clean_exit();
   // Nothing was lost on the way out.
-  EXPECT_EQ(slurp(source_.str() + "/from_mount.txt"), "written through FUSE\n");
+  EXPECT_EQ(file_contents(source_.str() + "/from_mount.txt"), "written through FUSE\n");
   EXPECT_TRUE(stderr_text().empty()) << stderr_text();
 }
 
@@ -289,7 +256,7 @@ TEST_F(PassthroughCliServe, ExitsCleanlyWhenUnmountedFromOutside) {
 TEST_F(PassthroughCliServe, ReadOnlyMountRefusesWrites) {
   ASSERT_NO_FATAL_FAILURE(start({"-o", "ro,cache=never,timeout=0"}));
   ASSERT_TRUE(spit(source_.str() + "/host.txt", "host\n"));
-  EXPECT_EQ(slurp(mnt_.str() + "/host.txt"), "host\n");
+  EXPECT_EQ(file_contents(mnt_.str() + "/host.txt"), "host\n");
   EXPECT_EQ(::open((mnt_.str() + "/new.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644), -1);
   EXPECT_EQ(errno, EROFS);
   ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
