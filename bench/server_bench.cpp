@@ -6,27 +6,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <benchmark/benchmark.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include "allocation_counter.hpp"
 
 #include <fuse_backend/api/server.hpp>
 #include <support/memory_transport.hpp>
 #include <support/message_builder.hpp>
-
-namespace {
-
-std::atomic<std::uint64_t> allocations{0};
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -69,7 +53,7 @@ void run_request(benchmark::State& state, const std::vector<std::byte>& message)
   const auto init = testing::init_request(7, 45, 0x73fffffbull | (0x7fdull << 32));
   testing::MemoryReader init_reader(init);
   if (!server.handle(init_reader, writer)) state.SkipWithError("init failed");
-  const std::uint64_t before = allocations.load();
+  const std::uint64_t before = bench::allocation_count();
   for (auto _ : state) {
     testing::MemoryReader reader(message);
     writer.reset();
@@ -77,7 +61,7 @@ void run_request(benchmark::State& state, const std::vector<std::byte>& message)
     benchmark::DoNotOptimize(done);
   }
   state.counters["allocs/op"] =
-      benchmark::Counter(static_cast<double>(allocations.load() - before), benchmark::Counter::kAvgIterations);
+      benchmark::Counter(static_cast<double>(bench::allocation_count() - before), benchmark::Counter::kAvgIterations);
 }
 
 void BM_Lookup(benchmark::State& state) { run_request(state, testing::MessageBuilder(opcode::lookup).name("a-file-name").build()); }

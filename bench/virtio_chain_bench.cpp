@@ -6,9 +6,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <benchmark/benchmark.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include "allocation_counter.hpp"
+
 #include <vector>
 
 #include <fuse_backend/abi/kernel.hpp>
@@ -17,20 +16,6 @@
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
 #include <support/message_builder.hpp>
 #include <support/virtio_driver.hpp>
-
-namespace {
-
-std::atomic<std::uint64_t> allocations{0};
-
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -64,7 +49,7 @@ struct Fixture {
 };
 
 void report(benchmark::State& state, std::uint64_t before) {
-  state.counters["allocs/op"] = benchmark::Counter(static_cast<double>(allocations.load() - before) /
+  state.counters["allocs/op"] = benchmark::Counter(static_cast<double>(bench::allocation_count() - before) /
                                                    static_cast<double>(state.iterations()));
 }
 
@@ -72,7 +57,7 @@ void BM_WalkDirect(benchmark::State& state) {
   Fixture f(2, 1, false);
   const auto table = f.queue.descriptor_table();
   (void)f.chain.walk(table, f.head);  // reserve the segment lists once
-  const std::uint64_t before = allocations.load();
+  const std::uint64_t before = bench::allocation_count();
   for (auto _ : state) {
     auto error = f.chain.walk(table, f.head);
     benchmark::DoNotOptimize(error);
@@ -86,7 +71,7 @@ void BM_WalkIndirectWrite1MiB(benchmark::State& state) {
   Fixture f(258, 2, true);
   const auto table = f.queue.descriptor_table();
   (void)f.chain.walk(table, f.head);
-  const std::uint64_t before = allocations.load();
+  const std::uint64_t before = bench::allocation_count();
   for (auto _ : state) {
     auto error = f.chain.walk(table, f.head);
     benchmark::DoNotOptimize(error);
@@ -116,7 +101,7 @@ void BM_HeaderReadAndReplyCommit(benchmark::State& state) {
   (void)chain.walk(queue.descriptor_table(), **popped);
   std::vector<std::byte> bounce(virtio::request_bounce_size);
   const std::vector<std::byte> payload(64);
-  const std::uint64_t before = allocations.load();
+  const std::uint64_t before = bench::allocation_count();
   for (auto _ : state) {
     virtio::ChainReader reader(chain, bounce);
     auto header = reader.read_bytes(sizeof(abi::in_header));
