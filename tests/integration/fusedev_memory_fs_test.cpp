@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include <fuse_backend/detail/unique_fd.hpp>
+#include <support/files.hpp>
 #include <support/memory_fs.hpp>
 #include <support/served_mount.hpp>
 
@@ -43,29 +44,13 @@ class MemoryFsMount : public ::testing::Test {
     return UniqueFd(::open(path(relative).c_str(), flags | O_CLOEXEC, mode));
   }
   void write_file(std::string_view relative, const std::string& data) {
-    UniqueFd fd = open_file(relative, O_WRONLY | O_CREAT | O_TRUNC);
-    ASSERT_TRUE(fd.valid()) << relative << ": " << errno_text();
-    ASSERT_EQ(::write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size())) << errno_text();
+    fuse_backend::testing::write_file(path(relative), data);
   }
-  std::string read_file(std::string_view relative) {
-    UniqueFd fd = open_file(relative, O_RDONLY);
-    if (!fd) return "<open: " + errno_text() + ">";
-    std::string out;
-    std::array<char, 65536> buffer{};
-    for (ssize_t n; (n = ::read(fd.get(), buffer.data(), buffer.size())) > 0;) {
-      out.append(buffer.data(), static_cast<std::size_t>(n));
-    }
-    return out;
-  }
+  std::string read_file(std::string_view relative) { return fuse_backend::testing::read_file(path(relative)); }
   std::vector<std::string> list(std::string_view relative) {
-    std::vector<std::string> names;
-    if (DIR* dir = ::opendir(path(relative).c_str())) {
-      while (const dirent* entry = ::readdir(dir)) names.emplace_back(entry->d_name);
-      ::closedir(dir);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
+    return fuse_backend::testing::list_dir(path(relative), /*with_dots=*/true);
   }
+
   // Waits until the filesystem holds `count` inodes (forgets and releases arrive asynchronously).
   bool wait_for_inode_count(std::size_t count) {
     for (int i = 0; i < 300; ++i) {

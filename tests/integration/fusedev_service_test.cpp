@@ -27,6 +27,7 @@
 #include <fuse_backend/api/observer.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/transport/fusedev/signals.hpp>
+#include <support/files.hpp>
 #include <support/memory_fs.hpp>
 #include <support/mount_guard.hpp>
 #include <support/served_mount.hpp>
@@ -38,6 +39,7 @@ namespace fusedev = fuse_backend::transport::fusedev;
 using fuse_backend::detail::UniqueFd;
 using fuse_backend::testing::is_mounted;
 using fuse_backend::testing::MemoryFs;
+using fuse_backend::testing::write_file;
 using fuse_backend::testing::ServedMount;
 using namespace std::chrono_literals;
 
@@ -51,12 +53,6 @@ fuse_backend::Result<void> join_within(Mount::Service& service, std::chrono::mil
   service.stop();
   (void)joined.get();
   return fuse_backend::fail(std::errc::timed_out);
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  ASSERT_TRUE(fd.valid()) << path << ": " << std::strerror(errno);
-  ASSERT_EQ(::write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
 }
 
 TEST(FusedevService, LazyUnmountFromOutsideEndsTheService) {

@@ -19,44 +19,26 @@
 
 #include <gtest/gtest.h>
 
-#include <fuse_backend/detail/unique_fd.hpp>
+#include <support/files.hpp>
 #include <support/mount_guard.hpp>
 #include <support/program.hpp>
 #include <support/temp_dir.hpp>
 
 namespace {
 
-using fuse_backend::detail::UniqueFd;
 using fuse_backend::testing::ChildGuard;
 using fuse_backend::testing::exited_with;
 using fuse_backend::testing::ProgramRun;
 using fuse_backend::testing::run_program;
 using fuse_backend::testing::spawn_program;
 using fuse_backend::testing::is_mounted;
+using fuse_backend::testing::list_dir;
+using fuse_backend::testing::read_file;
 using fuse_backend::testing::MountGuard;
 using fuse_backend::testing::TempDir;
 using fuse_backend::testing::wait_for_mount;
 
 const std::string hello_binary = FUSE_BACKEND_EXAMPLES_DIR "/hello";
-
-std::string read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return "<open failed: " + std::string(std::strerror(errno)) + ">";
-  std::string out(4096, '\0');
-  const ssize_t n = ::read(fd.get(), out.data(), out.size());
-  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return out;
-}
-
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  if (DIR* dir = ::opendir(path.c_str())) {
-    while (const dirent* entry = ::readdir(dir)) names.emplace_back(entry->d_name);
-    ::closedir(dir);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 class HelloExample : public ::testing::Test {
  protected:
@@ -79,7 +61,7 @@ class HelloExample : public ::testing::Test {
 
 TEST_F(HelloExample, ServesItsFilesUntilSigterm) {
   ASSERT_NO_FATAL_FAILURE(start());
-  EXPECT_EQ(list_dir(dir_.str()), (std::vector<std::string>{".", "..", "README", "hello.txt"}));
+  EXPECT_EQ(list_dir(dir_.str(), /*with_dots=*/true), (std::vector<std::string>{".", "..", "README", "hello.txt"}));
   EXPECT_EQ(read_file(dir_.str() + "/hello.txt"), "Hello, world!\n");
   EXPECT_NE(read_file(dir_.str() + "/README").find("hello"), std::string::npos);
 

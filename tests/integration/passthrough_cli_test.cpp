@@ -23,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include <support/files.hpp>
 #include <support/mount_guard.hpp>
 #include <support/program.hpp>
 #include <support/temp_dir.hpp>
@@ -31,7 +32,9 @@ namespace {
 
 using fuse_backend::testing::ChildGuard;
 using fuse_backend::testing::exited_with;
-using fuse_backend::testing::file_contents;
+using fuse_backend::testing::list_dir;
+using fuse_backend::testing::read_file;
+using fuse_backend::testing::write_file;
 using fuse_backend::testing::ProgramRun;
 using fuse_backend::testing::run_program;
 using fuse_backend::testing::spawn_program;
@@ -46,27 +49,6 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& out, const 
   return spawn_program(binary, args, out, err);
 }
 
-bool spit(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return static_cast<bool>(out);
-}
-
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  if (DIR* dir = ::opendir(path.c_str())) {
-    while (const dirent* entry = ::readdir(dir)) {
-      if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) {
-        names.emplace_back(entry->d_name);
-      }
-    }
-    ::closedir(dir);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 ProgramRun run(const std::vector<std::string>& args) { return run_program(binary, args); }
 
 // --- bad input: one line on stderr, exit 1 --------------------------------------------------
@@ -74,7 +56,7 @@ ProgramRun run(const std::vector<std::string>& args) { return run_program(binary
 // Fixture-free directories each bad-input case can point at.
 class Paths {
  public:
-  Paths() { spit(file(), "not a directory\n"); }
+  Paths() { write_file(file(), "not a directory\n"); }
   std::string dir() const { return dir_.str(); }
   std::string mnt() const { return mnt_.str(); }
   std::string file() const { return dir_.str() + "/regular_file"; }
@@ -197,15 +179,15 @@ class PassthroughCliServe : public ::testing::Test {
     const auto status = child_->wait_for(10'000);
     return status ? *status : -1;
   }
-  std::string stderr_text() const { return file_contents(logs_.str() + "/err"); }
+  std::string stderr_text() const { return read_file(logs_.str() + "/err"); }
 
   // A round trip through the mount in both directions, and a listing.
   void exercise() {
-    ASSERT_TRUE(spit(source_.str() + "/from_source.txt", "written on the host\n"));
-    EXPECT_EQ(file_contents(mnt_.str() + "/from_source.txt"), "written on the host\n");
+    ASSERT_NO_FATAL_FAILURE(write_file(source_.str() + "/from_source.txt", "written on the host\n"));
+    EXPECT_EQ(read_file(mnt_.str() + "/from_source.txt"), "written on the host\n");
 
-    ASSERT_TRUE(spit(mnt_.str() + "/from_mount.txt", "written through FUSE\n"));
-    EXPECT_EQ(file_contents(source_.str() + "/from_mount.txt"), "written through FUSE\n");
+    ASSERT_NO_FATAL_FAILURE(write_file(mnt_.str() + "/from_mount.txt", "written through FUSE\n"));
+    EXPECT_EQ(read_file(source_.str() + "/from_mount.txt"), "written through FUSE\n");
 
     ASSERT_EQ(::mkdir((mnt_.str() + "/subdir").c_str(), 0755), 0) << std::strerror(errno);
     struct stat st {};
@@ -235,7 +217,7 @@ TEST_F(PassthroughCliServe, ServesTheSourceUntilSigterm) {
   ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
   expect_clean_exit();
   // Nothing was lost on the way out.
-  EXPECT_EQ(file_contents(source_.str() + "/from_mount.txt"), "written through FUSE\n");
+  EXPECT_EQ(read_file(source_.str() + "/from_mount.txt"), "written through FUSE\n");
   EXPECT_TRUE(stderr_text().empty()) << stderr_text();
 }
 
@@ -255,8 +237,8 @@ TEST_F(PassthroughCliServe, ExitsCleanlyWhenUnmountedFromOutside) {
 
 TEST_F(PassthroughCliServe, ReadOnlyMountRefusesWrites) {
   ASSERT_NO_FATAL_FAILURE(start({"-o", "ro,cache=never,timeout=0"}));
-  ASSERT_TRUE(spit(source_.str() + "/host.txt", "host\n"));
-  EXPECT_EQ(file_contents(mnt_.str() + "/host.txt"), "host\n");
+  ASSERT_NO_FATAL_FAILURE(write_file(source_.str() + "/host.txt", "host\n"));
+  EXPECT_EQ(read_file(mnt_.str() + "/host.txt"), "host\n");
   EXPECT_EQ(::open((mnt_.str() + "/new.txt").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644), -1);
   EXPECT_EQ(errno, EROFS);
   ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);

@@ -24,6 +24,7 @@
 
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/passthrough/passthrough_fs.hpp>
+#include <support/files.hpp>
 #include <support/mount_guard.hpp>
 #include <support/served_mount.hpp>
 #include <support/temp_dir.hpp>
@@ -32,8 +33,11 @@ namespace fuse_backend::passthrough::testing {
 
 using fuse_backend::detail::UniqueFd;
 using fuse_backend::testing::ChildGuard;
+using fuse_backend::testing::list_dir;
+using fuse_backend::testing::read_file;
 using fuse_backend::testing::ServedMount;
 using fuse_backend::testing::TempDir;
+using fuse_backend::testing::write_file;
 
 inline std::string errno_text() { return std::strerror(errno); }
 
@@ -69,20 +73,7 @@ class PassthroughMount : public ::testing::Test {
   UniqueFd open_file(const std::string& file, int flags, mode_t mode = 0644) {
     return UniqueFd(::open(file.c_str(), flags | O_CLOEXEC, mode));
   }
-  void write_file(const std::string& file, const std::string& data) {
-    UniqueFd fd = open_file(file, O_WRONLY | O_CREAT | O_TRUNC);
-    ASSERT_TRUE(fd.valid()) << file << ": " << errno_text();
-    ASSERT_EQ(::write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size())) << errno_text();
-  }
-  std::string read_file(const std::string& file) {
-    UniqueFd fd = open_file(file, O_RDONLY);
-    if (!fd) return "<open: " + errno_text() + ">";
-    std::string out;
-    std::array<char, 65536> buffer{};
-    for (ssize_t n; (n = ::read(fd.get(), buffer.data(), buffer.size())) > 0;)
-      out.append(buffer.data(), static_cast<std::size_t>(n));
-    return out;
-  }
+
 
   // Runs `body` in a child whose filesystem ids are uid/gid with no supplementary groups (the
   // ids the kernel puts in FUSE requests); returns body's result or -1 if it did not exit.

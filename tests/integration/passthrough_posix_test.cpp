@@ -22,16 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> list(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (const dirent* entry = ::readdir(d)) names.emplace_back(entry->d_name);
-    ::closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 TEST_F(PassthroughMount, FilesReadWriteAppendTruncate) {
   start();
   write_file(path("f"), "hello");
@@ -102,7 +92,7 @@ TEST_F(PassthroughMount, DirectoriesListingAndRemoval) {
     write_file(path("d/" + name), "");
     expected.insert(name);
   }
-  const auto names = list(path("d"));
+  const auto names = list_dir(path("d"), /*with_dots=*/true);
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), expected);
   EXPECT_EQ(names.size(), expected.size());  // no duplicates across READDIRPLUS calls
   EXPECT_EQ(::rmdir(path("d").c_str()), -1);
@@ -303,7 +293,7 @@ TEST_F(PassthroughMount, TmpfileCanBeLinkedIn) {
   struct stat st {};
   ASSERT_EQ(::fstat(fd.get(), &st), 0);
   EXPECT_EQ(st.st_nlink, 0u);
-  EXPECT_EQ(list(source_.str()), (std::vector<std::string>{".", ".."}));
+  EXPECT_EQ(list_dir(source_.str(), /*with_dots=*/true), (std::vector<std::string>{".", ".."}));
   const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
   ASSERT_EQ(::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path("named").c_str(), AT_SYMLINK_FOLLOW), 0)
       << errno_text();

@@ -25,6 +25,7 @@
 
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/vfs/vfs.hpp>
+#include <support/files.hpp>
 #include <support/memory_fs.hpp>
 #include <support/served_mount.hpp>
 
@@ -52,29 +53,13 @@ class VfsMount : public ::testing::Test {
 
   std::string path(std::string_view relative) const { return mount_.path(relative); }
   void write_file(std::string_view relative, const std::string& data) {
-    UniqueFd fd(::open(path(relative).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    ASSERT_TRUE(fd.valid()) << relative << ": " << errno_text();
-    ASSERT_EQ(::write(fd.get(), data.data(), data.size()), static_cast<ssize_t>(data.size())) << errno_text();
+    fuse_backend::testing::write_file(path(relative), data);
   }
-  std::string read_file(std::string_view relative) {
-    UniqueFd fd(::open(path(relative).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return "<open: " + errno_text() + ">";
-    std::string out;
-    std::array<char, 4096> buffer{};
-    for (ssize_t n; (n = ::read(fd.get(), buffer.data(), buffer.size())) > 0;) {
-      out.append(buffer.data(), static_cast<std::size_t>(n));
-    }
-    return out;
-  }
+  std::string read_file(std::string_view relative) { return fuse_backend::testing::read_file(path(relative)); }
   std::vector<std::string> list(std::string_view relative) {
-    std::vector<std::string> names;
-    if (DIR* dir = ::opendir(path(relative).c_str())) {
-      while (const dirent* entry = ::readdir(dir)) names.emplace_back(entry->d_name);
-      ::closedir(dir);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
+    return fuse_backend::testing::list_dir(path(relative), /*with_dots=*/true);
   }
+
   int stat_errno(std::string_view relative) {
     struct stat st {};
     return ::stat(path(relative).c_str(), &st) == 0 ? 0 : errno;

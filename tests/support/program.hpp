@@ -14,13 +14,12 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include <support/files.hpp>
 #include <support/mount_guard.hpp>
 #include <support/temp_dir.hpp>
 
@@ -47,13 +46,6 @@ inline pid_t spawn_program(const std::string& binary, const std::vector<std::str
   return rc == 0 ? pid : -1;
 }
 
-inline std::string file_contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 struct ProgramRun {
   int status = -1;  // wait status; -1 when it did not end within the timeout (it was killed)
   std::string out;
@@ -70,8 +62,8 @@ inline ProgramRun run_program(const std::string& binary, const std::vector<std::
   ChildGuard child(spawn_program(binary, args, out, err));
   ProgramRun run;
   if (const auto status = child.wait_for(timeout_ms)) run.status = *status;
-  run.out = file_contents(out);
-  run.err = file_contents(err);
+  run.out = read_file(out);
+  run.err = read_file(err);
   return run;
 }
 
