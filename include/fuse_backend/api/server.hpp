@@ -52,7 +52,8 @@
 namespace fuse_backend::api {
 
 struct ServerOptions {
-  // Largest WRITE (and READ) payload; transports size their buffers with Server::buffer_size().
+  // Largest WRITE (and READ) payload, rounded down to whole 4 KiB pages; transports size their
+  // buffers with Server::buffer_size().
   std::uint32_t max_write = 1u << 20;
   std::uint32_t max_readahead = 1u << 20;
   std::uint16_t max_background = 64;
@@ -144,7 +145,9 @@ class Server {
 
   explicit Server(Fs& fs, ServerOptions options = {}) noexcept
       : fs_(fs), options_(options) {
-    options_.max_write = std::clamp<std::uint32_t>(options_.max_write, 4096, max_pages_limit * 4096);
+    // Whole pages: INIT announces max_pages = max_write / 4096, and the kernel sizes READs by
+    // pages, so any remainder would make full-size READs look larger than max_write.
+    options_.max_write = std::clamp<std::uint32_t>(options_.max_write, 4096, max_pages_limit * 4096) & ~4095u;
   }
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -293,10 +296,9 @@ Result<Disposition> Server<T, Fs>::dispatch(Request& request, const abi::opcode_
   }
   const std::size_t size = reader.remaining();
   const auto bytes = reader.read_bytes(size);
-  if (bytes.size() != size) return reply_error(request, std::errc::invalid_argument);
   std::array<std::uint32_t, detail::max_supplementary_groups> groups{};
-  if (!parse_extensions(bytes.last(extension_bytes), groups, request.ctx)) {
-    return reply_error(request, std::errc::invalid_argument);
+  if (bytes.size() != size || !parse_extensions(bytes.last(extension_bytes), groups, request.ctx)) {
+    return info.replies ? reply_error(request, std::errc::invalid_argument) : no_reply(request);
   }
   detail::ByteCursor body(bytes.first(size - extension_bytes));
   return dispatch_body(request, body);

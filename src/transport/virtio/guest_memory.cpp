@@ -3,6 +3,7 @@
 #include <fuse_backend/transport/virtio/guest_memory.hpp>
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,7 +35,9 @@ class Mapping {
 
 // Maps [offset, offset + size) of `fd` shared and read-write. mmap needs a page-aligned file
 // offset while vhost-user's mmap_offset need not be one, so the mapping starts at the page
-// below; the returned pointer is that of byte `offset`.
+// below; the returned pointer is that of byte `offset`. For a file (memfd, hugetlbfs, shm) the
+// range must lie inside it: mmap maps past the end without complaint, and the first access
+// there would kill the process with SIGBUS.
 Result<std::pair<std::shared_ptr<Mapping>, std::byte*>> map_fd(detail::UniqueFd fd, std::uint64_t size,
                                                               std::uint64_t offset) noexcept {
   if (!fd || size == 0) return fail(std::errc::invalid_argument);
@@ -45,6 +48,12 @@ Result<std::pair<std::shared_ptr<Mapping>, std::byte*>> map_fd(detail::UniqueFd 
   if (size > SIZE_MAX - lead || aligned > static_cast<std::uint64_t>(INT64_MAX))
     return fail(std::errc::invalid_argument);
   const std::size_t length = static_cast<std::size_t>(size + lead);
+  struct stat st {};
+  if (auto stat = detail::syscall_void([&] { return ::fstat(fd.get(), &st); }); !stat) return fail(stat.error());
+  if (S_ISREG(st.st_mode) && (offset > static_cast<std::uint64_t>(st.st_size) ||
+                              size > static_cast<std::uint64_t>(st.st_size) - offset)) {
+    return fail(std::errc::invalid_argument);
+  }
   void* base = MAP_FAILED;
   auto mapped = detail::syscall_result([&] {
     base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(),

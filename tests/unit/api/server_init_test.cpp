@@ -151,6 +151,13 @@ TEST(ServerInit, MaxWriteIsClampedToSaneBounds) {
   options.max_write = ~0u;
   RecordingServer large(fs, options);
   EXPECT_EQ(large.max_write(), 4096u * 4096);
+  // Whole pages only: the kernel's full-size READ (max_pages pages) must not exceed max_write.
+  options.max_write = 10000;
+  RecordingServer odd(fs, options);
+  EXPECT_EQ(odd.max_write(), 8192u);
+  const auto reply = run_init(odd, init_request(7, 45, kernel_offer));
+  EXPECT_EQ(reply.as<abi::init_out>().max_write, 8192u);
+  EXPECT_EQ(reply.as<abi::init_out>().max_pages, 2u);
 }
 
 }  // namespace

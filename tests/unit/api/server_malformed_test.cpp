@@ -73,6 +73,18 @@ TEST_F(ServerTest, OpsWithoutReplyStayQuietWhenMalformed) {
   EXPECT_TRUE(fs.calls.empty());
 }
 
+TEST_F(ServerTest, OpsWithoutReplyStayQuietWithMalformedExtensions) {
+  for (auto op : {opcode::forget, opcode::interrupt, opcode::batch_forget}) {
+    auto message = MessageBuilder(op, 1).add(abi::forget_in{1}).bytes(8, std::byte{0}).build();
+    abi::in_header header;
+    std::memcpy(&header, message.data(), sizeof(header));
+    header.total_extlen = 1;  // the last 8 bytes: an ext_header of size 0
+    std::memcpy(message.data(), &header, sizeof(header));
+    expect_no_reply(message);
+  }
+  EXPECT_TRUE(fs.calls.empty());
+}
+
 TEST_F(ServerTest, BatchForgetCountBeyondTheMessageForgetsNothing) {
   expect_no_reply(MessageBuilder(opcode::batch_forget, 0).add(abi::batch_forget_in{3, 0}).add(abi::forget_one{5, 1}).build());
   expect_no_reply(MessageBuilder(opcode::batch_forget, 0).add(abi::batch_forget_in{0xffffffffu, 0}).add(abi::forget_one{5, 1}).build());

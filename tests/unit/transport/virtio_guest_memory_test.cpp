@@ -215,6 +215,19 @@ TEST(MapRegion, MapsAtAnUnalignedOffsetOfAnFd) {
   ::close(probe);
 }
 
+TEST(MapRegion, RefusesARangeBeyondTheEndOfTheFile) {
+  // mmap would accept it; touching the tail would then raise SIGBUS in the daemon.
+  const int fd = make_memfd(0x1000);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(map_region(fd, 0, 0x100000, 0, 0).error(), std::errc::invalid_argument);
+  const int second = make_memfd(0x2000);
+  ASSERT_GE(second, 0);
+  EXPECT_EQ(map_region(second, 0, 0x1000, 0, 0x1001).error(), std::errc::invalid_argument);
+  const int exact = make_memfd(0x2000);
+  ASSERT_GE(exact, 0);
+  EXPECT_TRUE(map_region(exact, 0, 0x1000, 0, 0x1000)) << "the last page exactly";
+}
+
 TEST(MapRegion, FailsCleanlyOnABadFd) {
   EXPECT_FALSE(map_region(-1, 0, 0x1000, 0, 0));
   const int fd = make_memfd(0x1000);
