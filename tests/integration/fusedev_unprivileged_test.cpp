@@ -38,7 +38,11 @@ constexpr uid_t nobody = 65534;
 // What the child does, as an exit code: 0, or the step that failed (with a line on stderr).
 int mount_serve_unmount_as_nobody(const std::string& mountpoint) {
   if (::setgroups(0, nullptr) != 0 || ::setgid(nobody) != 0 || ::setuid(nobody) != 0) return 10;
-  auto session = fusedev::Session::mount(mountpoint);
+  // A comma in a name must not become an option: unescaped, this would ask fusermount3 for
+  // allow_other, which it refuses to an ordinary user.
+  fusedev::MountOptions options;
+  options.fsname = "/srv/a,allow_other";
+  auto session = fusedev::Session::mount(mountpoint, options);
   if (!session) {
     std::fprintf(stderr, "mount: %s\n", std::make_error_code(session.error()).message().c_str());
     return 11;

@@ -50,10 +50,21 @@ unsigned long mount_flags(const MountOptions& options) {
   return flags;
 }
 
+// fusermount3 splits -o on commas and takes a backslash as an escape: a name must have both
+// escaped, or a comma in it (a source path, say) would inject options.
+std::string escaped_option_value(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 // fusermount3 takes the flags and names as -o options too.
 std::string fusermount_options(const MountOptions& options) {
-  std::string out = "fsname=" + options.fsname;
-  if (!options.subtype.empty()) out += ",subtype=" + options.subtype;
+  std::string out = "fsname=" + escaped_option_value(options.fsname);
+  if (!options.subtype.empty()) out += ",subtype=" + escaped_option_value(options.subtype);
   out += options.read_only ? ",ro" : ",rw";
   out += options.nosuid ? ",nosuid" : ",suid";
   out += options.nodev ? ",nodev" : ",dev";
