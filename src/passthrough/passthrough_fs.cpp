@@ -137,7 +137,10 @@ struct stat to_stat(const struct statx& stx) noexcept {
 // The host flags for the kernel's open flags: never create, never follow (the inode is reopened
 // through /proc, whose magic link must be followed exactly once), never bypass the host page
 // cache with O_DIRECT (the transport's buffers are not aligned for it), always close-on-exec.
-int host_open_flags(std::uint32_t kernel_flags, bool writeback) noexcept {
+// Under seal_size the host never appends nor truncates by itself: a host O_APPEND write would
+// land past the sealed end whatever offset the kernel sent (the kernel supplies the offsets,
+// which check_seal checks), and O_TRUNC is decided by open_inode.
+int host_open_flags(std::uint32_t kernel_flags, bool writeback, bool seal_size) noexcept {
   int flags = static_cast<int>(kernel_flags) &
               ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_PATH | __O_TMPFILE);
   if (writeback) {
@@ -145,6 +148,7 @@ int host_open_flags(std::uint32_t kernel_flags, bool writeback) noexcept {
     if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
     flags &= ~O_APPEND;
   }
+  if (seal_size) flags &= ~(O_APPEND | O_TRUNC);
   return flags | O_CLOEXEC;
 }
 
@@ -169,20 +173,34 @@ bool starts_with(std::string_view s, std::string_view prefix) noexcept {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-// Waits for a lock by retrying a non-blocking attempt, so an interrupted request (ctx) is
-// answered EINTR instead of holding a worker thread forever.
+bool would_block(const Result<void>& rc) noexcept {
+  return !rc && (rc.error() == std::errc::resource_unavailable_try_again ||
+                 rc.error() == std::errc::operation_would_block);
+}
+
+// SETLKW: takes the lock at once if it is free. Otherwise the request may wait (retrying a
+// non-blocking attempt, so an INTERRUPT from the kernel ends it with EINTR) only while fewer
+// than `max_waiters` requests wait: a waiting request holds a worker, and the INTERRUPT that
+// would free it needs another one. max_waiters 0 answers EOPNOTSUPP, as virtiofsd does for
+// every blocking lock; a full set of waiters answers ENOLCK. See Config::max_lock_waiters.
 template <class Attempt>
-Result<void> wait_for_lock(const api::Context& ctx, Attempt&& attempt) {
+Result<void> wait_for_lock(const api::Context& ctx, std::atomic<std::size_t>& waiters,
+                           std::size_t max_waiters, Attempt&& attempt) {
+  auto rc = attempt();
+  if (!would_block(rc)) return rc;
+  if (max_waiters == 0) return fail(std::errc::operation_not_supported);
+  if (waiters.fetch_add(1, std::memory_order_relaxed) >= max_waiters) {
+    waiters.fetch_sub(1, std::memory_order_relaxed);
+    return fail(std::errc::no_lock_available);
+  }
   auto delay = std::chrono::milliseconds(1);
-  for (;;) {
-    auto rc = attempt();
-    if (rc || (rc.error() != std::errc::resource_unavailable_try_again &&
-               rc.error() != std::errc::operation_would_block))
-      return rc;
-    if (ctx.interrupted()) return fail(std::errc::interrupted);
+  while (would_block(rc) && !ctx.interrupted()) {
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds(50));
+    rc = attempt();
   }
+  waiters.fetch_sub(1, std::memory_order_relaxed);
+  return would_block(rc) ? fail(std::errc::interrupted) : rc;
 }
 
 }  // namespace
@@ -323,7 +341,8 @@ class PassthroughFs::Impl {
   static Result<api::OpenReply> open_inode(PassthroughFs& fs, const api::Context& ctx,
                                            std::shared_ptr<Inode> inode, std::uint32_t flags,
                                            bool kill_suidgid) {
-    const int host_flags = host_open_flags(flags, fs.writeback_.load(std::memory_order_relaxed));
+    int host_flags = host_open_flags(flags, fs.writeback_.load(std::memory_order_relaxed),
+                                     fs.config_.seal_size);
     UniqueFd fd;
     {
       auto creds = as_caller(fs, ctx);
@@ -335,8 +354,21 @@ class PassthroughFs::Impl {
         no_fsetid.emplace(std::move(*scope));
       }
       auto opened = reopen(fs, *inode, host_flags);
+      if (!opened && opened.error() == std::errc::permission_denied &&
+          (host_flags & O_ACCMODE) != (static_cast<int>(flags) & O_ACCMODE)) {
+        // Writeback made a write-only open read-write; a caller allowed to write but not to
+        // read still gets its file (as virtiofsd does), and the kernel's page-filling reads
+        // of partial pages then fail on it rather than the whole open.
+        host_flags = (host_flags & ~O_ACCMODE) | (static_cast<int>(flags) & O_ACCMODE);
+        opened = reopen(fs, *inode, host_flags);
+      }
       if (!opened) return fail(opened.error());
       fd = std::move(*opened);
+    }
+    // seal_size: truncating to 0 changes the size of anything but an empty file. host_flags
+    // has no O_TRUNC then; checking the opened file leaves no window for a host writer.
+    if (fs.config_.seal_size && (flags & O_TRUNC) != 0) {
+      if (auto rc = check_seal(fs, fd.get(), 0, true); !rc) return fail(rc.error());
     }
     return make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags);
   }
@@ -383,23 +415,40 @@ class PassthroughFs::Impl {
     return io;
   }
 
-  // seal_size: nothing may move a file's end.
-  static Result<void> check_seal(const PassthroughFs& fs, int fd, std::uint64_t end) noexcept {
+  // seal_size: nothing may move a file's end, neither past `end` nor (`shrink`) below it.
+  static Result<void> check_seal(const PassthroughFs& fs, int fd, std::uint64_t end,
+                                 bool shrink = false) noexcept {
     if (!fs.config_.seal_size) return {};
     struct stat st {};
     if (auto rc = syscall_void([&] { return ::fstat(fd, &st); }); !rc) return rc;
-    if (end > static_cast<std::uint64_t>(st.st_size)) return fail(std::errc::operation_not_permitted);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    if (end > size || (shrink && end < size)) return fail(std::errc::operation_not_permitted);
     return {};
   }
 
-  // The host open file description that holds `owner`'s POSIX locks on `file`.
+  // A fresh open file description of `file`: same access mode as the open the kernel checked;
+  // no credential switch, the caller's permission was established when the FUSE file was opened.
+  static Result<UniqueFd> reopen_for_locks(const PassthroughFs& fs, const OpenFile& file) noexcept {
+    return reopen(fs, file.inode(), (file.flags() & O_ACCMODE) | O_CLOEXEC);
+  }
+
+  // The host open file description that holds `owner`'s POSIX locks on `file`, or -1 when the
+  // owner has none yet. Kernel-chosen owners cost no fd until they take a lock.
+  static int existing_lock_owner_fd(OpenFile& file, std::uint64_t owner) {
+    std::lock_guard lock(file.locks_mutex);
+    auto it = file.lock_owners.find(owner);
+    return it != file.lock_owners.end() ? it->second.get() : -1;
+  }
+
+  // The description for `owner`, created for a lock request; at most max_lock_owners per
+  // handle (ENOLCK beyond), so a hostile kernel inventing owners cannot exhaust the daemon's
+  // fds.
   static Result<int> lock_owner_fd(const PassthroughFs& fs, OpenFile& file, std::uint64_t owner) {
     std::lock_guard lock(file.locks_mutex);
     auto it = file.lock_owners.find(owner);
     if (it != file.lock_owners.end()) return it->second.get();
-    // Same access mode as the open the kernel checked; no credential switch, the caller's
-    // permission was established when the FUSE file was opened.
-    auto fd = reopen(fs, file.inode(), (file.flags() & O_ACCMODE) | O_CLOEXEC);
+    if (file.lock_owners.size() >= OpenFile::max_lock_owners) return fail(std::errc::no_lock_available);
+    auto fd = reopen_for_locks(fs, file);
     if (!fd) return fail(fd.error());
     const int raw = fd->get();
     file.lock_owners.emplace(owner, std::move(*fd));
@@ -620,7 +669,7 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
       const auto size = static_cast<std::uint64_t>(in.attr.st_size);
       Result<void> rc;
       if (file) {
-        rc = Impl::check_seal(*this, file->fd(), size);
+        rc = Impl::check_seal(*this, file->fd(), size, true);
         if (rc) rc = syscall_void([&] { return ::ftruncate(file->fd(), in.attr.st_size); });
       } else if (inode.is_directory()) {
         rc = fail(std::errc::is_a_directory);
@@ -628,7 +677,7 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
         rc = fail(std::errc::invalid_argument);
       } else {
         // truncate(2) on the /proc magic link: a permission-checked truncate without opening.
-        rc = Impl::check_seal(*this, inode.fd(), size);
+        rc = Impl::check_seal(*this, inode.fd(), size, true);
         if (rc) rc = syscall_void([&] { return ::truncate(ProcPath(inode.fd()).text, in.attr.st_size); });
       }
       if (!rc) return fail(rc.error());
@@ -792,7 +841,7 @@ Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId 
   if (!parent) return fail(parent.error());
   auto checked = new_component(name);
   if (!checked) return fail(checked.error());
-  const int host_flags = host_open_flags(flags, writeback_.load(std::memory_order_relaxed));
+  const int host_flags = host_open_flags(flags, writeback_.load(std::memory_order_relaxed), config_.seal_size);
   Result<int> created = fail(std::errc::invalid_argument);
   {
     auto creds = Impl::as_caller(*this, ctx);
@@ -845,7 +894,7 @@ Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId
                                                 std::uint32_t mode, std::uint32_t flags) {
   auto parent = Impl::directory(*this, parent_id);
   if (!parent) return fail(parent.error());
-  int host_flags = host_open_flags(flags, writeback_.load(std::memory_order_relaxed));
+  int host_flags = host_open_flags(flags, writeback_.load(std::memory_order_relaxed), config_.seal_size);
   if ((host_flags & O_ACCMODE) == O_RDONLY) host_flags = (host_flags & ~O_ACCMODE) | O_RDWR;
   Result<int> created = fail(std::errc::invalid_argument);
   {
@@ -878,7 +927,19 @@ Result<std::size_t> PassthroughFs::read(const api::Context& ctx, InodeId inode,
                                         std::uint32_t size, std::uint64_t offset, std::uint32_t) {
   auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
   if (!io) return fail(io.error());
-  return out.write_from(io->fd(), size, offset);
+  // A short read is not the end of the file on every host filesystem (NFS, a FUSE submount):
+  // only 0 is, and the kernel takes a short reply for EOF.
+  std::size_t done = 0;
+  while (done < size) {
+    auto n = out.write_from(io->fd(), size - done, offset + done);
+    if (!n) {
+      if (done != 0) break;  // report what was read
+      return fail(n.error());
+    }
+    if (*n == 0) break;
+    done += *n;
+  }
+  return done;
 }
 
 Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
@@ -1067,10 +1128,18 @@ Result<api::FileLock> PassthroughFs::getlk(const api::Context&, InodeId inode, a
   if (lock.end < lock.start) return fail(std::errc::invalid_argument);
   auto file = find_handle(inode, handle);
   if (!file) return fail(file.error());
-  auto fd = Impl::lock_owner_fd(*this, **file, owner);
-  if (!fd) return fail(fd.error());
+  // An owner without a description holds no locks: any description of the file sees the same
+  // conflicts, so a temporary one answers without keeping an fd.
+  UniqueFd temporary;
+  int fd = Impl::existing_lock_owner_fd(**file, owner);
+  if (fd < 0) {
+    auto opened = Impl::reopen_for_locks(*this, **file);
+    if (!opened) return fail(opened.error());
+    temporary = std::move(*opened);
+    fd = temporary.get();
+  }
   struct flock fl = to_host_lock(lock);
-  if (auto rc = syscall_void([&] { return ::fcntl(*fd, F_OFD_GETLK, &fl); }); !rc)
+  if (auto rc = syscall_void([&] { return ::fcntl(fd, F_OFD_GETLK, &fl); }); !rc)
     return fail(rc.error());
   api::FileLock result = lock;
   result.type = static_cast<std::uint32_t>(fl.l_type);
@@ -1101,10 +1170,12 @@ Result<void> PassthroughFs::setlk(const api::Context& ctx, InodeId inode, api::H
     }
     const int fd = (*file)->fd();
     auto attempt = [&] { return syscall_void([&] { return ::flock(fd, operation | LOCK_NB); }); };
-    return wait ? wait_for_lock(ctx, attempt) : attempt();
+    return wait ? wait_for_lock(ctx, lock_waiters_, config_.max_lock_waiters, attempt) : attempt();
   }
   if (lock.type != F_RDLCK && lock.type != F_WRLCK && lock.type != F_UNLCK)
     return fail(std::errc::invalid_argument);
+  // Unlocking for an owner that never locked has nothing to release.
+  if (lock.type == F_UNLCK && Impl::existing_lock_owner_fd(**file, owner) < 0) return {};
   auto fd = Impl::lock_owner_fd(*this, **file, owner);
   if (!fd) return fail(fd.error());
   const struct flock fl = to_host_lock(lock);
@@ -1112,7 +1183,7 @@ Result<void> PassthroughFs::setlk(const api::Context& ctx, InodeId inode, api::H
     struct flock copy = fl;
     return syscall_void([&] { return ::fcntl(*fd, F_OFD_SETLK, &copy); });
   };
-  return wait ? wait_for_lock(ctx, attempt) : attempt();
+  return wait ? wait_for_lock(ctx, lock_waiters_, config_.max_lock_waiters, attempt) : attempt();
 }
 
 // --- directories -------------------------------------------------------------------------------
@@ -1135,6 +1206,10 @@ Result<api::OpenReply> PassthroughFs::opendir(const api::Context& ctx, InodeId i
 }
 
 namespace {
+
+// A host name longer than any directory record may carry (getdents from a FUSE submount, say):
+// no sink takes it, so it is skipped rather than ending the listing at it.
+bool listable(std::string_view name) noexcept { return name.size() <= api::max_entry_name; }
 
 // Runs `add` for each entry from cookie `offset` on, until it returns false (sink full) or the
 // directory ends; `add` gets the raw entry and consumes it by returning true.
@@ -1171,6 +1246,7 @@ Result<void> PassthroughFs::readdir(const api::Context& ctx, InodeId inode, api:
   std::optional<DirStream> temporary;
   return list_directory(temporary, io->file.get(), io->fd(), offset,
                         [&](const RawDirEntry& raw) -> Result<bool> {
+                          if (!listable(raw.name)) return true;  // skipped, see listable
                           return sink.add(api::DirEntry{raw.ino, raw.next_offset, raw.type, raw.name});
                         });
 }
@@ -1188,25 +1264,25 @@ Result<void> PassthroughFs::readdirplus(const api::Context& ctx, InodeId inode_i
   std::optional<DirStream> temporary;
   return list_directory(
       temporary, io->file.get(), io->fd(), offset, [&](const RawDirEntry& raw) -> Result<bool> {
+        if (!listable(raw.name)) return true;  // skipped, see listable
         const api::DirEntry entry{raw.ino, raw.next_offset, raw.type, raw.name};
-        api::Entry attributes;
-        if (is_dot_or_dotdot(raw.name)) {
-          // No reference for "." and "..": the kernel never looks them up through readdirplus.
+        // The name with node id 0: the kernel lists it and takes no reference.
+        auto without_attributes = [&] {
+          api::Entry attributes;
           attributes.attr.st_ino = raw.ino;
           attributes.attr.st_mode = static_cast<mode_t>(raw.type) << 12;
           return sink.add(entry, attributes);
-        }
+        };
+        // No reference for "." and "..": the kernel never looks them up through readdirplus.
+        if (is_dot_or_dotdot(raw.name)) return without_attributes();
+        // Longer than NAME_MAX: the host cannot look it up (ENAMETOOLONG), the kernel can still
+        // list it.
+        auto name = copy_name(raw.name, std::errc::filename_too_long);
+        if (!name) return without_attributes();
         if (!sink.fits(raw.name)) return false;
-        Name name;
-        std::memcpy(name.text, raw.name.data(), raw.name.size());
-        name.text[raw.name.size()] = '\0';
-        auto found = Impl::lookup_name(*this, dir, name.c_str());
-        if (!found) {
-          // Gone since getdents, or not searchable: the name without attributes (inode 0).
-          attributes.attr.st_ino = raw.ino;
-          attributes.attr.st_mode = static_cast<mode_t>(raw.type) << 12;
-          return sink.add(entry, attributes);
-        }
+        auto found = Impl::lookup_name(*this, dir, name->c_str());
+        // Gone since getdents, or not searchable: the name without attributes.
+        if (!found) return without_attributes();
         if (!sink.add(entry, *found)) {
           inodes_.forget(found->inode, 1);
           return false;

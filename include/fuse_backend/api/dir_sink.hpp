@@ -14,6 +14,11 @@
 
 namespace fuse_backend::api {
 
+// The longest name a directory record may carry (the kernel's FUSE_NAME_MAX). fits() and add()
+// refuse a longer name whatever room is left, so a filesystem meeting one (host names can be
+// longer than NAME_MAX, e.g. from a FUSE submount) skips it instead of ending the listing there.
+inline constexpr std::size_t max_entry_name = 1024;
+
 class DirSink {
  public:
   // True when an entry with this name still fits. readdirplus must ask *before* the lookup that

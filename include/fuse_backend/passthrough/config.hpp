@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 
 #include <fuse_backend/api/types.hpp>
@@ -43,7 +44,8 @@ struct Config {
   CachePolicy cache_policy = CachePolicy::automatic;
 
   // Kernel writeback cache: writes are coalesced in the page cache. Files are then opened
-  // O_RDWR on the host even for O_WRONLY opens (the kernel reads to fill partial pages) and
+  // O_RDWR on the host even for O_WRONLY opens (the kernel reads to fill partial pages; a caller
+  // allowed to write but not to read gets an O_WRONLY open instead, as with virtiofsd) and
   // O_APPEND is left to the kernel. Incompatible with passthrough_backing (the kernel refuses
   // the combination), so create() rejects both together with EINVAL.
   bool writeback = false;
@@ -58,8 +60,10 @@ struct Config {
   // FUSE_HANDLE_KILLPRIV_V2: the daemon clears set-uid/set-gid on write, truncate and chown as
   // the kernel asks (KILL_SUIDGID flags) instead of the kernel sending a separate SETATTR.
   bool killpriv_v2 = false;
-  // Refuse (EPERM) every change of a file's size: writes past the end, truncate, size-changing
-  // fallocate. For a directory of fixed-size files (e.g. shared memory) a client must not grow.
+  // Refuse (EPERM) every change of a file's size: writes past the end, truncate (SETATTR to
+  // another size, OPEN/CREATE with O_TRUNC of a non-empty file), size-changing fallocate. Host
+  // files are then never opened O_APPEND (the kernel's offsets are checked and used instead).
+  // For a directory of fixed-size files (e.g. shared memory) a client must not grow.
   bool seal_size = false;
   // READDIRPLUS (entries with attributes, each taking a lookup reference).
   bool readdirplus = true;
@@ -70,6 +74,16 @@ struct Config {
   // description locks on the host, so they are visible to host processes too. When false the
   // kernel keeps POSIX locks local to the mount. flock(2) locks are always served.
   bool posix_locks = true;
+  // How many SETLKW (blocking fcntl or flock lock) requests may wait for a contended lock at
+  // once. A waiting request holds a worker until the lock is granted or the kernel sends
+  // FUSE_INTERRUPT, so:
+  // - 0 (the default) never waits: a free lock is granted, a contended one answers EOPNOTSUPP
+  //   at once (what virtiofsd answers for every blocking lock). Required on virtio-fs: the Linux
+  //   guest driver never sends FUSE_INTERRUPT, so a waiting request would hold its queue (and
+  //   the unlock queued behind it) forever, and stopping the queue would hang the VMM.
+  // - On /dev/fuse, at most workers - 1: INTERRUPT (a signal to the waiting process) reaches
+  //   the daemon only through a free worker. Requests beyond the limit answer ENOLCK.
+  std::size_t max_lock_waiters = 0;
   // Report the host's st_ino in attributes (stable across daemon restarts, the same number a
   // host `ls -i` shows). When false st_ino is the FUSE node id: unique even across host
   // submounts, but not stable across restarts. (READDIR's d_ino is the host's either way: an

@@ -14,6 +14,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -51,7 +52,11 @@ class OpenFile {
   // POSIX locks: one host open file description per lock owner, so owners sharing this FUSE
   // handle (a forked child, threads with fcntl locks) conflict with each other like processes
   // do, while OFD locks keep them independent of the daemon's own process. Guarded by
-  // locks_mutex; FLUSH with an owner closes its description, dropping its locks.
+  // locks_mutex; FLUSH with an owner closes its description, dropping its locks. A description
+  // is created only for an owner's first lock request (GETLK and unlocks of owners without one
+  // use none), at most max_lock_owners per handle: the kernel picks the owner ids, and one fd
+  // per id would let it exhaust the daemon's RLIMIT_NOFILE.
+  static constexpr std::size_t max_lock_owners = 64;
   std::mutex locks_mutex;
   std::unordered_map<std::uint64_t, detail::UniqueFd> lock_owners;
 

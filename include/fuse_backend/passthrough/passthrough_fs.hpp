@@ -35,6 +35,10 @@
 //   the immutable/append-only flags (the daemon's CAP_LINUX_IMMUTABLE survives the fsuid
 //   switch). Everything else is ENOTTY: FSSETXATTR would let a caller set project ids, other
 //   ioctls pass pointers or act on devices, none of which is safe to forward.
+// - Locks: POSIX locks are OFD locks on one host description per lock owner (handle_table.hpp);
+//   SETLKW never holds a worker beyond Config::max_lock_waiters (EOPNOTSUPP / ENOLCK instead).
+// - READDIR / READDIRPLUS: a host name longer than api::max_entry_name is skipped; one longer
+//   than NAME_MAX is listed by READDIRPLUS without attributes (node id 0).
 // - poll: host regular files and directories are always ready; answers the requested events.
 // - Data moves through api::ZeroCopyReader/Writer straight between the host fd and the transport.
 //   read, write, getattr and lookups of known inodes allocate nothing.
@@ -199,6 +203,7 @@ class PassthroughFs {
   std::atomic<bool> submounts_{false};
   std::atomic<bool> passthrough_{false};
   std::atomic<bool> passthrough_warned_{false};
+  std::atomic<std::size_t> lock_waiters_{0};  // SETLKW requests waiting now (max_lock_waiters)
 };
 
 static_assert(api::Filesystem<PassthroughFs> && api::check_signatures<PassthroughFs>());

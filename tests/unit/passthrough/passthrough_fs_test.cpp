@@ -697,7 +697,9 @@ TEST_F(PassthroughTest, CredentialsOfTheCallerCreateAndCheck) {
 
 TEST_F(PassthroughTest, PosixLocksConflictBetweenOwners) {
   write_file(source_ / "f", "0123456789");
-  auto& fs = make();
+  Config config;
+  config.max_lock_waiters = 1;  // SETLKW may wait (see PassthroughLockWait for the default)
+  auto& fs = make(config);
   const auto f = lookup(root_inode, "f");
   auto handle = fs.open(ctx_, f, O_RDWR, 0);
   ASSERT_TRUE(handle);

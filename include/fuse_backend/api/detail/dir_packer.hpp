@@ -21,7 +21,7 @@
 namespace fuse_backend::api::detail {
 
 // The longest name a directory record may carry (the kernel's FUSE_NAME_MAX).
-inline constexpr std::size_t max_name_length = 1024;
+inline constexpr std::size_t max_name_length = max_entry_name;
 
 template <ReplyWriter Writer>
 class DirPacker final : public DirSink {
