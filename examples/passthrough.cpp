@@ -92,7 +92,8 @@ Options:
   killpriv_v2              the daemon clears set-uid/set-gid bits on write/truncate/chown
   announce_submounts       host mount points inside SOURCE get their own st_dev
   seal_size                refuse every change of a file's size
-  threads=N                worker threads, 1..256 (default: one per CPU, at most 16)
+  threads=N                worker threads, 1..256 (default: one per CPU, at most 16); blocking
+                           locks (F_SETLKW, flock) wait in at most N-1 of them, so one stays free
   max_write=BYTES          largest read/write request, 4096..16777216 (default 1048576)
   max_read=BYTES           largest read the kernel sends (default: the kernel's)
   allow_other              users other than the mounter may access the mount
@@ -470,6 +471,9 @@ int serve(Options& options) {
   // arriving while we mount waits for the watcher instead of killing us with the mount half made.
   std::optional<fusedev::SignalWatcher> signals(std::in_place);
 
+  // Blocking locks (F_SETLKW, flock) may wait while one worker stays free for the unlock or the
+  // INTERRUPT that ends the wait; with a single worker a contended one answers EOPNOTSUPP.
+  options.fs.max_lock_waiters = options.service.threads - 1;
   auto fs = passthrough::PassthroughFs::create(options.fs);
   if (!fs) return fail_with("cannot serve '" + options.fs.source + "': " + errno_text(fs.error()));
   auto session = fusedev::Session::mount(options.mountpoint, options.mount);
