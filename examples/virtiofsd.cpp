@@ -11,7 +11,8 @@
 //
 // The pieces: PassthroughFs (the filesystem), Server<virtio::Transport, PassthroughFs> (FUSE
 // decoding), virtio::FsDevice (the virtio-fs queues), VhostUserBackend (the vhost-user
-// protocol and one thread per queue) and VhostUserListener (the socket).
+// protocol and one thread per queue; with --thread-pool-size, FsDevice's pool threads per request
+// queue) and VhostUserListener (the socket).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/stat.h>
@@ -45,9 +46,11 @@ constexpr std::string_view usage =
     "  --cache MODE             never: no caching (direct I/O); metadata: attributes and\n"
     "                           entries only; auto: close-to-open (default); always: keep\n"
     "                           everything (only if nothing else changes DIR)\n"
-    "  --thread-pool-size N     0 or 1: requests are served by one thread per queue, in order\n"
-    "                           (C virtiofsd's --thread-pool-size=0); larger pools are not\n"
-    "                           implemented and refused\n"
+    "  --thread-pool-size N     worker threads per request queue serving its requests\n"
+    "                           concurrently (1..256); 0 (default): each queue's own thread\n"
+    "                           serves them one at a time, as C virtiofsd's\n"
+    "                           --thread-pool-size=0. Helps when the guest sends several\n"
+    "                           requests at once (readahead, parallel jobs)\n"
     "  --tag TAG                the virtio-fs tag (1..36 bytes; default myfs). QEMU's\n"
     "                           vhost-user-fs device announces its own tag= to the guest\n"
     "  --request-queues N       request queues to serve besides the hiprio queue (default 1;\n"
@@ -62,6 +65,7 @@ struct Options {
   passthrough::CachePolicy cache = passthrough::CachePolicy::automatic;
   std::string tag = "myfs";
   unsigned request_queues = 1;
+  unsigned thread_pool_size = 0;
   bool xattr = false;
   bool trace = false;
 };
@@ -128,11 +132,11 @@ std::optional<int> parse(int argc, char** argv, Options& options) {
         options.tag = *v;
       } else {
         const bool pool = arg == "--thread-pool-size";
-        const auto n = pool ? parse_count(*v, 0, 1) : parse_count(*v, 1, 254);
+        const auto n = pool ? parse_count(*v, 0, 256) : parse_count(*v, 1, 254);
         if (!n)
-          return bad(std::string(arg) + " must be a number in " + (pool ? "0..1" : "1..254") +
+          return bad(std::string(arg) + " must be a number in " + (pool ? "0..256" : "1..254") +
                      ", not '" + std::string(*v) + "'");
-        if (!pool) options.request_queues = *n;
+        (pool ? options.thread_pool_size : options.request_queues) = *n;
       }
     } else {
       return bad("unknown option '" + std::string(argv[i]) + "'");
@@ -170,7 +174,8 @@ int main(int argc, char** argv) {
                 {.log = [](std::string_view line) {
                   std::fprintf(stderr, "virtiofsd: %.*s\n", static_cast<int>(line.size()),
                                line.data());
-                }});
+                },
+                 .thread_pool_size = options.thread_pool_size});
   virtio::VhostUserBackend backend(device, {.trace = options.trace, .log = {}});
 
   auto listener = virtio::VhostUserListener::bind(options.socket_path);
@@ -179,9 +184,10 @@ int main(int argc, char** argv) {
                  std::make_error_code(listener.error()).message().c_str());
     return 1;
   }
-  std::fprintf(stderr, "virtiofsd: sharing %s as '%s' on %s (%u request queue(s))\n",
+  std::fprintf(stderr,
+               "virtiofsd: sharing %s as '%s' on %s (%u request queue(s), thread pool %u)\n",
                options.shared_dir.c_str(), options.tag.c_str(), options.socket_path.c_str(),
-               options.request_queues);
+               options.request_queues, options.thread_pool_size);
   auto connection = listener->accept();
   if (!connection) {
     std::fprintf(stderr, "virtiofsd: accept failed: %s\n",

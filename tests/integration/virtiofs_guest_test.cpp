@@ -10,7 +10,9 @@
 // every request queue to have carried requests. The two-queue run therefore boots a guest kernel
 // >= 6.11 explicitly (it fails without one): before 6.11 (Debian 12's 6.1) the virtio-fs driver
 // sends every request on the first request queue; since then each CPU sends on its own queue,
-// and the guest script runs one worker pinned to each vCPU at the same time.
+// and the guest script runs one worker pinned to each vCPU at the same time. The two-queue run
+// also serves each request queue with a pool of 4 threads (--thread-pool-size 4), so requests of
+// one queue complete out of order against a real guest driver.
 //
 // Label integration: needs root (chown), QEMU and kernel images (scripts/install-deps test
 // installs a >= 6.11 one on Debian 12, from bookworm-backports).
@@ -216,7 +218,7 @@ TEST_P(VirtiofsGuest, FileOperationsSeenOnTheHost) {
 
   Process daemon({virtiofsd, "--socket-path", socket.string(), "--shared-dir", share.string(),
                   "--request-queues", std::to_string(request_queues), "--xattr",
-                  "--cache", "auto"},
+                  "--cache", "auto", "--thread-pool-size", request_queues > 1 ? "4" : "0"},
                  dir / "daemon.out", dir / "daemon.err");
   ASSERT_GT(daemon.pid(), 0);
 

@@ -6,23 +6,28 @@
 // through an indirect table), reads the used ring, and exposes the EVENT_IDX fields. Hostile
 // tests write raw descriptors and avail entries themselves. Ring fields are accessed with the
 // same atomics a real driver uses (release store of avail->idx, acquire load of used->idx).
-// Single-threaded unless a test says otherwise; allocation is fine here.
+// Single-threaded unless a test says otherwise; allocation is fine here. SignalCounter is the
+// driver's end of virtio::QueueSignal (thread safe).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <fuse_backend/transport/virtio/device.hpp>
 #include <fuse_backend/transport/virtio/guest_memory.hpp>
 #include <fuse_backend/transport/virtio/split_ring.hpp>
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
@@ -268,6 +273,44 @@ class VirtioDriver {
   std::uint16_t last_used_ = 0;
   std::vector<std::uint16_t> free_;
   std::vector<std::vector<std::uint16_t>> chains_;
+};
+
+// The driver's side of virtio::QueueSignal (completions a device makes on its own threads):
+// counts chains and notifications per queue; tests wait for a number of chains.
+class SignalCounter final : public virtio::QueueSignal {
+ public:
+  void completed(std::size_t index, std::size_t chains, bool notify) noexcept override {
+    {
+      std::lock_guard guard(mutex_);
+      if (counts_.size() <= index) counts_.resize(index + 1);
+      counts_[index].chains += chains;
+      counts_[index].notifications += notify ? 1 : 0;
+    }
+    changed_.notify_all();
+  }
+  // Waits (up to 10 s) until `count` chains of queue `index` have been reported in total.
+  bool wait_for_chains(std::size_t index, std::uint64_t count) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10),
+                             [&] { return index < counts_.size() && counts_[index].chains >= count; });
+  }
+  std::uint64_t chains(std::size_t index) const {
+    std::lock_guard guard(mutex_);
+    return index < counts_.size() ? counts_[index].chains : 0;
+  }
+  std::uint64_t notifications(std::size_t index) const {
+    std::lock_guard guard(mutex_);
+    return index < counts_.size() ? counts_[index].notifications : 0;
+  }
+
+ private:
+  struct Counts {
+    std::uint64_t chains = 0;
+    std::uint64_t notifications = 0;
+  };
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Counts> counts_;
 };
 
 }  // namespace fuse_backend::testing

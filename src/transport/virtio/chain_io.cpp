@@ -121,6 +121,7 @@ std::size_t ChainReader::read(std::span<std::byte> out) noexcept {
 
 ChainWriter::ChainWriter(Virtqueue& queue, const DescriptorChain& chain) noexcept
     : queue_(queue),
+      memory_(*chain.memory()),
       segments_(chain.writable()),
       head_(chain.head()),
       fits_header_(chain.writable_bytes() >= header_size),
@@ -131,7 +132,7 @@ ChainWriter::ChainWriter(Virtqueue& queue, const DescriptorChain& chain) noexcep
 
 bool ChainWriter::append(std::span<const std::byte> bytes) noexcept {
   if (bytes.size() > available()) return false;
-  cursor_.copy_in(bytes, queue_.memory());
+  cursor_.copy_in(bytes, memory_);
   written_ += bytes.size();
   return true;
 }
@@ -157,7 +158,7 @@ Result<std::size_t> ChainWriter::write_from(int fd, std::size_t count, std::uint
     return ::preadv(fd, iov.data(), static_cast<int>(used), static_cast<off_t>(offset));
   });
   if (read) {
-    cursor_.advance_written(*read, queue_.memory());
+    cursor_.advance_written(*read, memory_);
     written_ += *read;
   }
   return read;
@@ -167,7 +168,7 @@ Result<void> ChainWriter::commit(const abi::out_header& header) noexcept {
   if (committed_) return fail(std::errc::invalid_argument);
   if (!fits_header_) return fail(std::errc::no_buffer_space);
   SegmentCursor front(segments_);
-  front.copy_in(std::as_bytes(std::span<const abi::out_header, 1>(&header, 1)), queue_.memory());
+  front.copy_in(std::as_bytes(std::span<const abi::out_header, 1>(&header, 1)), memory_);
   auto pushed = queue_.push_used(head_, static_cast<std::uint32_t>(header_size + written_));
   if (!pushed) return pushed;
   committed_ = true;

@@ -46,6 +46,7 @@ ChainError DescriptorChain::walk(const DescriptorTable& table, std::uint16_t hea
   writable_bytes_ = 0;
   seen_writable_ = false;
   head_ = head;
+  memory_ = table.memory;
 
   std::span<const std::byte> current = table.descriptors;
   std::size_t limit = current.size() / sizeof(Descriptor);

@@ -86,7 +86,7 @@ Result<void> signal_eventfd(int fd) noexcept {
 // ---------------------------------------------------------------------------------------------
 // One front-end connection: all protocol state lives here and dies with it.
 
-struct VhostUserBackend::Connection {
+struct VhostUserBackend::Connection final : QueueSignal {
   struct Ring {
     std::uint32_t size = 0;
     bool has_address = false;
@@ -120,6 +120,15 @@ struct VhostUserBackend::Connection {
   Connection(VhostUserBackend& owner, UniqueFd socket)
       : backend(owner), channel(std::move(socket)), rings(owner.device_.queue_count()) {}
   ~Connection() { teardown(); }
+
+  // Completions from the device's own threads (a pool) between start_queue and stop_queue: the
+  // ring's call fd and the log fd cannot change meanwhile (changing them stops the ring first).
+  void completed(std::size_t index, std::size_t chains, bool notify) noexcept override {
+    backend.counters_[index].chains.fetch_add(chains, std::memory_order_relaxed);
+    const Ring& ring = rings[index];
+    if (notify && ring.call) (void)signal_eventfd(ring.call.get());
+    if (chains > 0 && log_kick && memory.load()->logging()) (void)signal_eventfd(log_kick.get());
+  }
 
   template <class... Args>
   void log(fmt::format_string<Args...> format, Args&&... args) const {
@@ -178,7 +187,7 @@ struct VhostUserBackend::Connection {
     config.descriptor_table = *descriptors;
     config.available_ring = *available;
     config.used_ring = *used;
-    if (auto started = backend.device_.start_queue(index, config, snapshot); !started)
+    if (auto started = backend.device_.start_queue(index, config, snapshot, *this); !started)
       return reject(started.error(),
                     fmt::format("queue {}: rings do not fit in guest memory (size {})", index,
                                 ring.size));

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <bit>
 #include <cstdint>
+#include <mutex>
 
 namespace fuse_backend::transport::virtio {
 namespace {
@@ -63,6 +64,7 @@ Result<void> Virtqueue::start(std::shared_ptr<const GuestMemory> memory) noexcep
 }
 
 void Virtqueue::stop() noexcept {
+  std::lock_guard guard(used_lock_);
   started_ = false;
   // Drop the snapshot: a stopped queue must not keep removed regions mapped.
   memory_.reset();
@@ -74,12 +76,15 @@ void Virtqueue::stop() noexcept {
 Result<void> Virtqueue::set_memory(std::shared_ptr<const GuestMemory> memory) noexcept {
   if (!started_ || memory == memory_) return {};
   if (memory == nullptr) return fail(std::errc::invalid_argument);
-  if (auto mapped = map_rings(*memory); !mapped) {
-    stop();
-    return mapped;
+  Result<void> mapped;
+  {
+    // Completions on other threads use used_ and memory_ (the dirty log): swap under their lock.
+    std::lock_guard guard(used_lock_);
+    mapped = map_rings(*memory);
+    if (mapped) memory_ = std::move(memory);
   }
-  memory_ = std::move(memory);
-  return {};
+  if (!mapped) stop();
+  return mapped;
 }
 
 Result<std::optional<std::uint16_t>> Virtqueue::pop() noexcept {
@@ -108,6 +113,7 @@ Result<std::optional<std::uint16_t>> Virtqueue::pop() noexcept {
 }
 
 Result<void> Virtqueue::push_used(std::uint16_t head, std::uint32_t len) noexcept {
+  std::lock_guard guard(used_lock_);
   if (!started_) return fail(std::errc::io_error);
   const std::uint64_t element = ring_layout::used_ring_offset +
                                 ring_layout::used_element_size * (used_idx_ & (size_ - 1U));
@@ -122,6 +128,7 @@ Result<void> Virtqueue::push_used(std::uint16_t head, std::uint32_t len) noexcep
 }
 
 bool Virtqueue::needs_notification() noexcept {
+  std::lock_guard guard(used_lock_);
   if (!started_) return false;
   const std::uint16_t old_idx = signalled_used_;
   const bool valid = signalled_used_valid_;

@@ -59,7 +59,8 @@ class EchoDevice final : public virtio::VirtioDevice {
     return version_1 | event_idx | indirect_desc;
   }
   fb::Result<void> start_queue(std::size_t index, const virtio::VringConfig& config,
-                               std::shared_ptr<const virtio::GuestMemory> memory) noexcept override {
+                               std::shared_ptr<const virtio::GuestMemory> memory,
+                               virtio::QueueSignal&) noexcept override {
     auto& q = queues_[index];
     if (auto sized = q.queue.set_size(config.size); !sized) return sized;
     q.queue.set_addresses({config.descriptor_table, config.available_ring, config.used_ring,
@@ -343,6 +344,13 @@ class Master {
         const std::uint64_t out = p.buffers + 0x1000 * (id / 2) + 0x800;
         return std::string(reinterpret_cast<const char*>(ram.at(out)), len);
       }
+      // Going to sleep, a driver asks for an interrupt at the next entry and looks again
+      // (virtqueue_enable_cb): completions from a pool come one by one, after the posts.
+      store16(p.avail + virtio::ring_layout::used_event_offset(ring_size), used_seen_[q]);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(ram.at(p.used + 2)))
+              .load(std::memory_order_acquire) != used_seen_[q])
+        continue;
       if (!wait_fd(call_[q].get(), timeout_ms)) return std::nullopt;
     }
   }
@@ -969,4 +977,38 @@ TEST(VhostUserFs, FuseRequestsOnHiprioAndBothRequestQueues) {
   EXPECT_EQ(m.get_vring_base(2), 1u);
   EXPECT_TRUE(m.close());
   EXPECT_EQ(backend.queue_stats(2).chains, 1u);
+}
+
+// With a thread pool, requests posted together on one queue are served concurrently; every one
+// comes back (in any order) with its own reply, signalled from the pool threads, and
+// GET_VRING_BASE returns only once all are back.
+TEST(VhostUserFs, ThreadPoolServesAQueueConcurrently) {
+  fuse_backend::testing::MemoryFs fs;
+  Device::Server server(fs);
+  Device device(server, *virtio::FsConfig::make("myfs", 2), {.log = {}, .thread_pool_size = 3});
+  LogCapture log;
+  virtio::VhostUserBackend backend(device, log.options());
+  Master m(backend, 3);
+  m.handshake();
+  m.start();
+  m.post(1, fuse_backend::testing::init_request(7, 38, 0), 256);
+  ASSERT_EQ(parse(m.wait_reply(1)).error(), 0) << log.all();
+
+  constexpr std::uint64_t count = ring_size / 2;  // every descriptor pair of the ring in use
+  for (std::uint64_t unique = 10; unique < 10 + count; ++unique)
+    m.post(1, MessageBuilder(wire::opcode::mkdir, 1, unique).add(wire::mkdir_in{0755, 0})
+                  .name("d" + std::to_string(unique)).build(), 256);
+  std::vector<std::uint64_t> uniques;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const auto reply = m.wait_reply(1);
+    ASSERT_TRUE(reply && reply->size() > sizeof(wire::out_header)) << i << log.all();
+    const auto made = parse(reply);
+    ASSERT_EQ(made.error(), 0) << i << log.all();
+    uniques.push_back(made.header.unique);
+  }
+  std::sort(uniques.begin(), uniques.end());
+  for (std::uint64_t i = 0; i < count; ++i) EXPECT_EQ(uniques[i], 10 + i);
+  EXPECT_EQ(m.get_vring_base(1), 1u + count);
+  EXPECT_TRUE(m.close());
+  EXPECT_EQ(backend.queue_stats(1).chains, 1u + count);
 }

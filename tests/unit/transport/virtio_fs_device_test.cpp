@@ -11,8 +11,11 @@
 #include <atomic>
 #include <functional>
 #include <array>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,13 +70,14 @@ template <class Fs>
 class Guest {
  public:
   Guest(Fs& fs, std::uint64_t features = features::indirect_desc | features::event_idx,
-        std::uint32_t request_queues = 1, std::uint16_t start = 0)
+        std::uint32_t request_queues = 1, std::uint16_t start = 0, std::size_t pool = 0)
       : server_(fs),
+        pool_(pool),
         device_(server_, *FsConfig::make("myfs", request_queues),
-                FsDeviceOptions{[this](std::string_view line) { log.emplace_back(line); }}) {
+                FsDeviceOptions{[this](std::string_view line) { log.emplace_back(line); }, pool}) {
     for (std::uint32_t i = 0; i <= request_queues; ++i) {
       drivers_.push_back(std::make_unique<VirtioDriver>(queue_options(features, start)));
-      EXPECT_TRUE(device_.start_queue(i, vring(*drivers_.back()), drivers_.back()->memory()));
+      EXPECT_TRUE(device_.start_queue(i, vring(*drivers_.back()), drivers_.back()->memory(), signals));
     }
   }
 
@@ -105,9 +109,13 @@ class Guest {
     add(request, std::move(request_cuts), false);
     if (reply_capacity > 0) add(std::vector<std::byte>(reply_capacity, std::byte{0xee}), std::move(reply_cuts), true);
     d.post(buffers, indirect);
+    const std::uint64_t pooled_before = signals.chains(queue);
     const QueueRun run = device_.process_queue(queue, d.memory());
     EXPECT_FALSE(run.failed);
-    EXPECT_EQ(run.chains, 1u);
+    if (pool_ > 0 && queue != hiprio_queue)
+      EXPECT_TRUE(signals.wait_for_chains(queue, pooled_before + 1)) << "served by the pool";
+    else
+      EXPECT_EQ(run.chains, 1u);
     last_notify = run.notify;
     Completion completion;
     if (auto used = d.next_used()) {
@@ -126,9 +134,11 @@ class Guest {
 
   std::vector<std::string> log;
   std::atomic<bool> last_notify{false};
+  testing::SignalCounter signals;
 
  private:
   api::Server<Transport, Fs> server_;
+  std::size_t pool_;
   FsDevice<Fs> device_;
   std::vector<std::unique_ptr<VirtioDriver>> drivers_;
 };
@@ -513,11 +523,11 @@ TEST_F(FsDeviceTest, StopReportsTheBaseAndRestartResumes) {
   EXPECT_EQ(guest_.device().process_queue(1, d.memory()).chains, 0u) << "stopped";
   VringConfig config = vring(d);
   config.next_available = base;
-  ASSERT_TRUE(guest_.device().start_queue(1, config, d.memory()));
+  ASSERT_TRUE(guest_.device().start_queue(1, config, d.memory(), guest_.signals));
   EXPECT_EQ(parse(guest_.send(1, MessageBuilder(opcode::statfs, 1).build())).error(), 0);
   config.size = 100;
-  EXPECT_FALSE(guest_.device().start_queue(1, config, d.memory()));
-  EXPECT_FALSE(guest_.device().start_queue(9, vring(d), d.memory()));
+  EXPECT_FALSE(guest_.device().start_queue(1, config, d.memory(), guest_.signals));
+  EXPECT_FALSE(guest_.device().start_queue(9, vring(d), d.memory(), guest_.signals));
 }
 
 TEST(FsConfig, WireLayoutAndChecks) {
@@ -565,6 +575,127 @@ TEST(FsDeviceThreads, RequestQueuesRunConcurrently) {
   EXPECT_EQ(guest.device().stats(1).chains, 201u);
   EXPECT_EQ(guest.device().stats(2).chains, 200u);
   EXPECT_EQ(parse(guest.send(1, MessageBuilder(opcode::lookup, 1, 5).name("q2-199").build())).error(), 0);
+}
+
+// --- thread pool -------------------------------------------------------------------------------
+
+// A filesystem whose GETATTR of an inode blocks until the test lets it through.
+class GateFs {
+ public:
+  Result<api::Entry> lookup(const api::Context&, api::InodeId, std::string_view) {
+    return fail(std::errc::no_such_file_or_directory);
+  }
+  Result<api::AttrReply> getattr(const api::Context&, api::InodeId inode, std::optional<api::HandleId>) {
+    std::unique_lock lock(mutex_);
+    ++inside_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return std::find(open_.begin(), open_.end(), inode) != open_.end(); });
+    --inside_;
+    api::AttrReply reply;
+    reply.attr.st_ino = static_cast<ino_t>(inode);
+    return reply;
+  }
+  // Waits (up to 10 s) until `count` GETATTRs are blocked at once.
+  bool wait_inside(int count) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return inside_ >= count; });
+  }
+  void let_through(std::uint64_t inode) {
+    std::lock_guard guard(mutex_);
+    open_.push_back(api::InodeId{inode});
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int inside_ = 0;
+  std::vector<api::InodeId> open_;
+};
+
+// Posts GETATTR(inode) with room for the reply; returns the chain's head.
+std::uint16_t post_getattr(VirtioDriver& d, std::uint64_t inode, std::uint64_t unique) {
+  const auto request = MessageBuilder(opcode::getattr, inode, unique).add(abi::getattr_in{}).build();
+  const VirtioDriver::Buffer buffers[] = {
+      {d.place(request), static_cast<std::uint32_t>(request.size()), false},
+      {d.alloc(512), 512, true}};
+  return d.post(buffers);
+}
+
+TEST(FsDevicePool, RequestsOfOneQueueRunConcurrentlyAndCompleteOutOfOrder) {
+  GateFs fs;
+  Guest<GateFs> guest(fs, features::event_idx | features::indirect_desc, 1, 0, 2);
+  fs.let_through(1);
+  ASSERT_EQ(parse(guest.send(1, testing::init_request(7, 45, kernel_offer))).error(), 0);
+  EXPECT_EQ(parse(guest.send(1, MessageBuilder(opcode::getattr, 1, 3).add(abi::getattr_in{}).build())).error(), 0);
+  const std::uint64_t served = guest.signals.chains(1);
+  ASSERT_EQ(served, 2u);
+
+  VirtioDriver& d = guest.driver(1);
+  const std::uint16_t first = post_getattr(d, 10, 100);
+  const std::uint16_t second = post_getattr(d, 11, 101);
+  const QueueRun run = guest.device().process_queue(1, d.memory());
+  EXPECT_FALSE(run.failed);
+  EXPECT_EQ(run.chains, 0u) << "both handed to the pool";
+  ASSERT_TRUE(fs.wait_inside(2)) << "two requests of one queue in flight at once";
+  EXPECT_FALSE(d.next_used());
+
+  fs.let_through(11);  // the second finishes first
+  ASSERT_TRUE(guest.signals.wait_for_chains(1, served + 1));
+  auto used = d.next_used();
+  ASSERT_TRUE(used);
+  EXPECT_EQ(used->id, second);
+  EXPECT_EQ(used->len, sizeof(abi::out_header) + sizeof(abi::attr_out));
+  EXPECT_FALSE(d.next_used()) << "the first is still in flight";
+
+  // GET_VRING_BASE must not return while the first chain is being served.
+  std::atomic<bool> stopped{false};
+  std::uint16_t base = 0;
+  std::thread stopper([&] {
+    base = guest.device().stop_queue(1);
+    stopped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(stopped) << "stop_queue returned with a chain in flight";
+  fs.let_through(10);
+  stopper.join();
+  EXPECT_EQ(base, d.avail_idx());
+  used = d.next_used();
+  ASSERT_TRUE(used);
+  EXPECT_EQ(used->id, first);
+  EXPECT_EQ(used->len, sizeof(abi::out_header) + sizeof(abi::attr_out));
+  EXPECT_EQ(guest.signals.chains(1), served + 2);
+  EXPECT_GE(guest.signals.notifications(1), 1u);
+  EXPECT_EQ(guest.device().stats(1).chains, served + 2);
+
+  // Restarted at the base, the pool serves on.
+  VringConfig config = vring(d);
+  config.next_available = base;
+  ASSERT_TRUE(guest.device().start_queue(1, config, d.memory(), guest.signals));
+  EXPECT_EQ(parse(guest.send(1, MessageBuilder(opcode::getattr, 1, 4).add(abi::getattr_in{}).build())).error(), 0);
+}
+
+// Many requests through a pool of 4 on two queues: every reply matches its request.
+TEST(FsDevicePool, ManyRequestsOnTwoQueues) {
+  testing::MemoryFs fs;
+  Guest<testing::MemoryFs> guest(fs, features::event_idx | features::indirect_desc, 2, 0, 4);
+  ASSERT_EQ(parse(guest.send(1, testing::init_request(7, 45, kernel_offer))).error(), 0);
+  auto worker = [&](std::size_t queue) {
+    for (int i = 0; i < 100; ++i) {
+      const std::string name = "q" + std::to_string(queue) + "-" + std::to_string(i);
+      const std::uint64_t unique = queue * 1000 + static_cast<std::uint64_t>(i) + 10;
+      auto made = parse(guest.send(queue, MessageBuilder(opcode::mkdir, 1, unique).add(abi::mkdir_in{0755, 0}).name(name).build(),
+                                   {7, 45}, 256, {3, 20}));
+      EXPECT_EQ(made.error(), 0);
+      EXPECT_EQ(made.header.unique, unique);
+    }
+  };
+  std::thread second(worker, 2);
+  worker(1);
+  second.join();
+  EXPECT_EQ(guest.device().stats(1).chains, 101u);
+  EXPECT_EQ(guest.device().stats(2).chains, 100u);
+  for (std::size_t q = 1; q <= 2; ++q) EXPECT_EQ(guest.device().stop_queue(q), guest.driver(q).avail_idx());
 }
 
 }  // namespace

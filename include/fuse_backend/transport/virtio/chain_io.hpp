@@ -22,8 +22,10 @@
 // returns the chain with 0 bytes.
 //
 // Contract: a reader/writer pair serves one chain on one thread and is noexcept throughout. They
-// point into the DescriptorChain's segments, the bounce buffer and the queue, which must outlive
-// them. backing_files() is nullptr: virtio-fs has no passthrough backing files.
+// point into the DescriptorChain's segments (and the GuestMemory snapshot that walked it), the
+// bounce buffer and the queue, which must outlive them. Pairs for different chains of one queue
+// may run on different threads at once (a device's thread pool): the writer touches the queue
+// only through push_used, which is thread safe. backing_files() is nullptr: virtio-fs has no passthrough backing files.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -99,8 +101,8 @@ class ChainReader final : public api::ZeroCopyReader {
 
 class ChainWriter final : public api::ZeroCopyWriter {
  public:
-  // Writes the reply into the writable part of `chain`, returned to `queue` (whose memory
-  // translated the chain) at commit.
+  // Writes the reply into the writable part of `chain` (walked: its snapshot is the one the
+  // reply is logged in), returned to `queue` at commit (push_used, thread safe).
   ChainWriter(Virtqueue& queue, const DescriptorChain& chain) noexcept;
 
   std::size_t written() const noexcept { return written_; }
@@ -116,6 +118,7 @@ class ChainWriter final : public api::ZeroCopyWriter {
 
  private:
   Virtqueue& queue_;
+  const GuestMemory& memory_;
   std::span<const Segment> segments_;
   std::uint16_t head_;
   bool fits_header_;

@@ -80,6 +80,9 @@ class DescriptorChain {
   ChainError walk(const DescriptorTable& table, std::uint16_t head) noexcept;
 
   std::uint16_t head() const noexcept { return head_; }
+  // The snapshot that translated the segments (the last walk's table.memory): replies are
+  // logged in its dirty log, whatever snapshot the queue has moved on to since.
+  const GuestMemory* memory() const noexcept { return memory_; }
   std::span<const Segment> readable() const noexcept { return readable_; }
   std::span<const Segment> writable() const noexcept { return writable_; }
   std::uint32_t readable_bytes() const noexcept { return static_cast<std::uint32_t>(readable_bytes_); }
@@ -94,6 +97,7 @@ class DescriptorChain {
   std::uint64_t writable_bytes_ = 0;
   bool seen_writable_ = false;
   std::uint16_t head_ = 0;
+  const GuestMemory* memory_ = nullptr;
 };
 
 }  // namespace fuse_backend::transport::virtio

@@ -12,6 +12,11 @@
 // between stop_queue() and the next start_queue() of that queue; start/stop of a queue are not
 // concurrent with its processing. Implementations synchronise nothing between queues beyond what
 // their own logic needs. Every call is noexcept.
+// A device may complete chains on its own threads after process_queue returned (FsDevice with a
+// thread pool): it then reports them through the QueueSignal given to start_queue, from those
+// threads, until stop_queue() returns; stop_queue() waits for such work, so the returned base
+// never covers a chain still being processed. The driver keeps the signal (and what it uses,
+// e.g. the call eventfd) valid and unchanged from start_queue until stop_queue returns.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -38,9 +43,22 @@ struct VringConfig {
 
 // What one processing pass over a ring did.
 struct QueueRun {
-  std::size_t chains = 0;  // descriptor chains completed (put on the used ring)
+  std::size_t chains = 0;  // descriptor chains completed in this pass (put on the used ring);
+                           // chains handed to device threads are reported via QueueSignal
   bool notify = false;     // the driver must be notified (signal the call eventfd)
   bool failed = false;     // the ring is broken (hostile or corrupt); stop serving it
+};
+
+// How a device reports chains it completed outside process_queue (on its own threads).
+class QueueSignal {
+ public:
+  // `chains` chains of queue `index` went to the used ring; `notify`: the driver must be
+  // notified (signal its call eventfd / interrupt). Called from any of the device's threads,
+  // concurrently (also for the same queue); must not block for long.
+  virtual void completed(std::size_t index, std::size_t chains, bool notify) noexcept = 0;
+
+ protected:
+  ~QueueSignal() = default;
 };
 
 // A virtio device's queue logic, driven by the vhost-user back-end or a VMM.
@@ -52,16 +70,19 @@ class VirtioDevice {
   // The vhost-user back-end adds VHOST_USER_F_PROTOCOL_FEATURES itself.
   virtual std::uint64_t device_features() const noexcept = 0;
   // Prepares queue `index` to be served from `config`; EFAULT/EINVAL if the rings are not
-  // inside `memory` or misaligned. May be called again (new memory, new addresses) after
-  // stop_queue().
+  // inside `memory` or misaligned (EAGAIN if the device's threads cannot be started). May be
+  // called again (new memory, new addresses) after stop_queue(). `signal` receives the
+  // completions the device makes on its own threads, until stop_queue() returns.
   virtual Result<void> start_queue(std::size_t index, const VringConfig& config,
-                                   std::shared_ptr<const GuestMemory> memory) noexcept = 0;
+                                   std::shared_ptr<const GuestMemory> memory,
+                                   QueueSignal& signal) noexcept = 0;
   // Serves everything available on queue `index` (started), reading guest memory through
   // `memory`, the current snapshot (the same as at start_queue unless memory changed since).
   virtual QueueRun process_queue(std::size_t index,
                                  std::shared_ptr<const GuestMemory> memory) noexcept = 0;
   // Stops serving queue `index` and returns the next avail index it would have served
-  // (vhost-user GET_VRING_BASE). Only called for a started queue.
+  // (vhost-user GET_VRING_BASE), after every chain it popped is back on the used ring. Only
+  // called for a started queue.
   virtual std::uint16_t stop_queue(std::size_t index) noexcept = 0;
 
  protected:

@@ -21,11 +21,22 @@
 // DAX: SETUPMAPPING / REMOVEMAPPING reach the filesystem with the api::DaxMapper given in the
 // Server's ServerOptions::dax_mapper (the VMM's cache window); without one they are ENOSYS.
 //
+// Thread pool (FsDeviceOptions::thread_pool_size N > 0, virtiofsd --thread-pool-size): each
+// request queue gets N threads (a RequestPool, started at its first start_queue); process_queue
+// only pops chains (in ring order, with the memory snapshot of that pass) and submits them, and
+// each pool thread walks its chain, runs the request, pushes the used entry (Virtqueue's lock:
+// completions go out in any order, which split virtqueues allow) and reports it through the
+// start_queue's QueueSignal, with `notify` when needs_notification() says the driver wants it.
+// stop_queue drains the pool before reading the base, so the base never covers a chain still in
+// flight. The hiprio queue is always served inline (FORGETs are cheap and ordered), as are all
+// queues with N = 0 (the default: no hand-off cost; a request blocks its queue).
+//
 // Contract: process_queue runs concurrently for different queues (the Server and the filesystem
-// are shared and thread safe) but never twice at once for the same queue, nor between
-// stop_queue and the next start_queue of it; start/stop of a queue are not concurrent with its
-// processing (the vhost-user back-end guarantees all of this). process_queue never throws and
-// allocates nothing per request; stats() may be read from any thread.
+// are shared and thread safe; with a pool, also concurrently for requests of one queue) but never
+// twice at once for the same queue, nor between stop_queue and the next start_queue of it;
+// start/stop of a queue are not concurrent with its processing (the vhost-user back-end
+// guarantees all of this). process_queue never throws and allocates nothing per request;
+// stats() may be read from any thread.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -51,6 +62,7 @@
 #include <fuse_backend/transport/virtio/guest_memory.hpp>
 #include <fuse_backend/transport/virtio/split_ring.hpp>
 #include <fuse_backend/transport/virtio/device.hpp>
+#include <fuse_backend/transport/virtio/request_pool.hpp>
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
 
 namespace fuse_backend::transport::virtio {
@@ -88,6 +100,9 @@ struct FsConfig {
 struct FsDeviceOptions {
   // One line per rejected chain or unsendable reply (queue, head, reason); none: only counted.
   std::function<void(std::string_view)> log;
+  // Threads per request queue serving its requests concurrently; 0: the queue's own thread
+  // (the one calling process_queue) serves them one at a time.
+  std::size_t thread_pool_size = 0;
 };
 
 template <api::Filesystem Fs>
@@ -106,7 +121,14 @@ class FsDevice final : public VirtioDevice {
         config_(config),
         options_(std::move(options)),
         queue_count_(1 + std::size_t{config.num_request_queues}),
-        queues_(std::make_unique<Queue[]>(queue_count_)) {}
+        queues_(std::make_unique<Queue[]>(queue_count_)) {
+    for (std::size_t i = 0; i < queue_count_; ++i) {
+      queues_[i].device = this;
+      queues_[i].index = i;
+    }
+  }
+  // Pool threads stop (RequestPool's destructor) before the queues they serve go away: queues_
+  // is the last member, destroyed first. Every queue must be stopped by then.
 
   const FsConfig& config() const noexcept { return config_; }
 
@@ -116,15 +138,21 @@ class FsDevice final : public VirtioDevice {
   }
 
   Result<void> start_queue(std::size_t index, const VringConfig& ring,
-                           std::shared_ptr<const GuestMemory> memory) noexcept override {
+                           std::shared_ptr<const GuestMemory> memory,
+                           QueueSignal& signal) noexcept override {
     if (index >= queue_count_) return fail(std::errc::invalid_argument);
-    Virtqueue& queue = queues_[index].queue;
+    Queue& q = queues_[index];
+    Virtqueue& queue = q.queue;
     if (auto sized = queue.set_size(ring.size); !sized) return sized;
     queue.set_addresses({ring.descriptor_table, ring.available_ring, ring.used_ring,
                          AddressKind::guest_physical, std::nullopt});
     queue.set_features(features::version_1 | (ring.event_idx ? features::event_idx : 0) |
                        (ring.indirect ? features::indirect_desc : 0));
     queue.set_base(ring.next_available);
+    if (pooled(index)) {
+      if (auto pool = q.pool.start(options_.thread_pool_size, ring.size, q); !pool) return pool;
+    }
+    q.signal = &signal;
     return queue.start(std::move(memory));
   }
 
@@ -150,12 +178,21 @@ class FsDevice final : public VirtioDevice {
         break;
       }
       if (!*head) break;
-      if (!serve_chain(index, q, **head)) {
+      if (**head >= q.queue.size()) {
+        // Nothing can be returned for a head that names no descriptor: the ring is broken.
+        report(index, **head, describe(ChainError::head_out_of_range));
+        run.failed = true;
+        break;
+      }
+      if (pooled(index)) {
+        q.pool.submit({**head, q.queue.descriptor_table(), memory});
+        continue;
+      }
+      if (!serve_chain(index, q, q.scratch, **head, q.queue.descriptor_table())) {
         run.failed = true;
         break;
       }
       ++run.chains;
-      q.chains.fetch_add(1, std::memory_order_relaxed);
     }
     run.notify = q.queue.needs_notification();
     return run;
@@ -163,9 +200,10 @@ class FsDevice final : public VirtioDevice {
 
   std::uint16_t stop_queue(std::size_t index) noexcept override {
     if (index >= queue_count_) return 0;
-    Virtqueue& queue = queues_[index].queue;
-    queue.stop();
-    return queue.base();
+    Queue& q = queues_[index];
+    q.pool.drain();  // every popped chain is back on the used ring before the base is read
+    q.queue.stop();
+    return q.queue.base();
   }
 
   QueueStats stats(std::size_t index) const noexcept {
@@ -176,39 +214,59 @@ class FsDevice final : public VirtioDevice {
   }
 
  private:
-  struct Queue {
+  struct Queue final : RequestPool::Handler {
+    FsDevice* device = nullptr;
+    std::size_t index = 0;
     Virtqueue queue;
-    DescriptorChain chain;
-    std::vector<std::byte> bounce = std::vector<std::byte>(request_bounce_size);
+    ChainScratch scratch;  // inline serving (no pool, or the hiprio queue)
+    QueueSignal* signal = nullptr;
     std::atomic<std::uint64_t> chains{0};
     std::atomic<std::uint64_t> malformed{0};
     std::atomic<std::uint64_t> send_errors{0};
+    RequestPool pool;  // last: its threads stop before the rest of the queue goes away
+
+    // A pool thread: serve, then tell the driver. A push can only fail once the queue stopped,
+    // which stop_queue's drain rules out, so there is nothing else to report.
+    void serve(ChainScratch& thread_scratch, const PoppedChain& popped) noexcept override {
+      const bool pushed = device->serve_chain(index, *this, thread_scratch, popped.head, popped.table);
+      const bool notify = queue.needs_notification();
+      if (pushed || notify) signal->completed(index, pushed ? 1 : 0, notify);
+    }
   };
 
-  // Serves one popped chain and makes sure it reaches the used ring; false when even that is
-  // impossible (the ring is broken).
-  bool serve_chain(std::size_t index, Queue& q, std::uint16_t head) noexcept {
-    const ChainError error = q.chain.walk(q.queue.descriptor_table(), head);
-    if (error == ChainError::head_out_of_range) {
-      report(index, head, describe(error));
-      return false;
-    }
+  bool pooled(std::size_t index) const noexcept {
+    return options_.thread_pool_size > 0 && index != hiprio_queue;
+  }
+
+  // Serves one popped chain (head in range) with `scratch` and makes sure it reaches the used
+  // ring, counting it; false when even that is impossible (the queue stopped under us).
+  bool serve_chain(std::size_t index, Queue& q, ChainScratch& scratch, std::uint16_t head,
+                   const DescriptorTable& table) noexcept {
+    const bool pushed = answer_chain(index, q, scratch, head, table);
+    if (pushed) q.chains.fetch_add(1, std::memory_order_relaxed);
+    return pushed;
+  }
+
+  bool answer_chain(std::size_t index, Queue& q, ChainScratch& scratch, std::uint16_t head,
+                    const DescriptorTable& table) noexcept {
+    DescriptorChain& chain = scratch.chain;
+    const ChainError error = chain.walk(table, head);
     if (error != ChainError::none) {
       q.malformed.fetch_add(1, std::memory_order_relaxed);
       report(index, head, describe(error));
       return q.queue.push_used(head, 0).has_value();
     }
-    if (q.chain.readable_bytes() < sizeof(abi::in_header)) {
+    if (chain.readable_bytes() < sizeof(abi::in_header)) {
       q.malformed.fetch_add(1, std::memory_order_relaxed);
       report(index, head, "fewer readable bytes than a FUSE request header");
       return q.queue.push_used(head, 0).has_value();
     }
-    ChainReader reader(q.chain, q.bounce);
-    ChainWriter writer(q.queue, q.chain);
+    ChainReader reader(chain, scratch.bounce);
+    ChainWriter writer(q.queue, chain);
     const Result<api::Disposition> handled = server_.handle(reader, writer);
     if (!handled) {
       q.send_errors.fetch_add(1, std::memory_order_relaxed);
-      report(index, head, q.chain.writable_bytes() < sizeof(abi::out_header)
+      report(index, head, chain.writable_bytes() < sizeof(abi::out_header)
                               ? "no room for the reply header"
                               : "the reply could not be sent");
     } else if (*handled == api::Disposition::dropped) {

@@ -20,8 +20,11 @@
 //   reply (REPLY_ACK); a failing message is acknowledged with its errno before the disconnect.
 // - Ring workers call VirtioDevice::process_queue concurrently for different queues, never
 //   for the same queue at once. Control messages that change a ring (SET_VRING_CALL, ADDR,
-//   memory tables, GET_VRING_BASE) first stop that ring's worker (memory changes stop all of
-//   them), so the device never runs a ring whose configuration is changing.
+//   memory tables, GET_VRING_BASE) first stop that ring's worker and then the device queue
+//   (memory changes stop all of them); VirtioDevice::stop_queue waits for chains the device
+//   is still serving on its own threads, so the device never runs a ring whose configuration
+//   is changing. Such completions arrive through QueueSignal (signalling the call fd, and the
+//   log fd while logging) on the device's threads.
 // - Queues: QEMU may set up more queues than GET_QUEUE_NUM announced (vhost-user-fs sets up
 //   1 + num-request-queues whatever the answer); every index < device.queue_count() is accepted.
 // - Offered: the device's features + VHOST_USER_F_PROTOCOL_FEATURES + VHOST_F_LOG_ALL; protocol

@@ -22,9 +22,13 @@
 // (vhost-user SET_VRING_ADDR), and are re-translated whenever the GuestMemory snapshot changes
 // (set_memory), so a memory-table update never leaves stale ring pointers behind.
 //
-// Contract: not thread safe. Configure (set_*) while stopped; one thread at a time processes
-// it. Whoever drives the device serialises both (the vhost-user back-end stops a ring's worker
-// before changing the ring; see VirtioDevice). All processing calls are noexcept.
+// Contract: configure (set_*, start, stop) while no chain of the queue is in flight; one thread
+// at a time pops (and calls set_memory). Whoever drives the device serialises these (the
+// vhost-user back-end stops a ring's worker before changing the ring, and the device drains
+// its pool in stop_queue; see VirtioDevice). Completion is thread safe: push_used and
+// needs_notification take the queue's used-ring lock (which set_memory and stop also take, as
+// they move the ring pointers), so chains popped in order may be completed out of order from
+// several threads; a split virtqueue allows that. All processing calls are noexcept.
 // A guest that breaks the ring protocol (avail->idx more than `size` ahead) marks the queue
 // broken: pop() fails from then on until it is started again.
 //
@@ -34,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include <fuse_backend/result.hpp>
@@ -96,8 +101,10 @@ class Virtqueue {
   // The head of the next available chain, nullopt when none, EIO once the queue is broken.
   Result<std::optional<std::uint16_t>> pop() noexcept;
   // Returns chain `head` to the driver with `len` bytes written into its writable buffers.
+  // Thread safe (the used-ring lock).
   Result<void> push_used(std::uint16_t head, std::uint32_t len) noexcept;
-  // Whether the driver wants an interrupt for what was pushed since the last call.
+  // Whether the driver wants an interrupt for what was pushed since the last call. Thread safe
+  // (the used-ring lock); at most one of several concurrent callers gets true for a push.
   bool needs_notification() noexcept;
 
   // What the chain walk needs.
@@ -106,7 +113,10 @@ class Virtqueue {
   }
   const GuestMemory& memory() const noexcept { return *memory_; }
   std::uint16_t size() const noexcept { return size_; }
-  std::uint16_t used_index() const noexcept { return used_idx_; }
+  std::uint16_t used_index() const noexcept {
+    std::lock_guard guard(used_lock_);
+    return used_idx_;
+  }
 
  private:
   Result<void> map_rings(const GuestMemory& memory) noexcept;
@@ -129,6 +139,9 @@ class Virtqueue {
   std::byte* avail_ = nullptr;
   std::byte* used_ = nullptr;
   std::optional<std::uint64_t> used_log_addr_;
+  // Serialises completions (used_idx_, the signalled_* state, writes to the used ring) with one
+  // another and with the ring pointers/snapshot changing under them (set_memory, stop).
+  mutable std::mutex used_lock_;
 };
 
 }  // namespace fuse_backend::transport::virtio
