@@ -5,13 +5,15 @@
 # through each daemon in turn.
 #
 #   bench/virtiofs_guest_compare.sh [--virtiofsd PATH] [--cache never|auto|always] [--runs N]
-#                                   [--iterations N] [--request-queues N]
+#                                   [--iterations N] [--request-queues N] [--thread-pool-size N]
 #
 #   --virtiofsd PATH   our daemon (default: build/release/examples/virtiofsd, then build/dev)
 #   --cache MODE       cache mode for BOTH daemons (ours --cache MODE, the reference
 #                      -o cache=MODE with never spelled "none"); default auto
 #   --runs N           guest boots per daemon, alternating ours/reference (default 2)
 #   --iterations N     write+read rounds per boot (default 5)
+#   --thread-pool-size N  our daemon's per-queue thread pool (default 0: the ring thread);
+#                      the reference daemon uses its own default pool
 #
 # Reported per daemon: the median and the best of all rounds (other load on the host only ever
 # slows a round down, so the best is the steadiest figure) and the ours/reference ratios. Under
@@ -28,6 +30,7 @@ cache=auto
 runs=2
 iterations=5
 queues=1
+pool=0
 while (($#)); do
   case $1 in
     --virtiofsd) daemon=$2; shift 2;;
@@ -35,7 +38,8 @@ while (($#)); do
     --runs) runs=$2; shift 2;;
     --iterations) iterations=$2; shift 2;;
     --request-queues) queues=$2; shift 2;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    --thread-pool-size) pool=$2; shift 2;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2;;
   esac
 done
@@ -81,7 +85,7 @@ run_ours() {
   local share=$work/ours-share sock=$work/ours.sock
   rm -rf "$share"; mkdir -p "$share"
   "$daemon" --socket-path "$sock" --shared-dir "$share" --cache "$cache" \
-    --request-queues "$queues" 2>"$work/ours-daemon.log" &
+    --request-queues "$queues" --thread-pool-size "$pool" 2>"$work/ours-daemon.log" &
   daemon_pid=$!
   "$tool" -q --socket "$sock" --backend-pid "$daemon_pid" "${common[@]}" >"$work/out" 2>"$work/err" ||
     { cat "$work/err" "$work/ours-daemon.log" >&2; return 1; }
