@@ -92,6 +92,11 @@ Options:
   killpriv_v2              the daemon clears set-uid/set-gid bits on write/truncate/chown
   announce_submounts       host mount points inside SOURCE get their own st_dev
   seal_size                refuse every change of a file's size
+  inode_file_handles=MODE  inodes keep host file handles instead of open fds, so a large kernel
+                           cache cannot exhaust the fd limit (needs root: CAP_DAC_READ_SEARCH):
+                             never      open fds only (default)
+                             prefer     handles where the file system has them, else fds
+                             mandatory  handles or fail (at start if SOURCE has none)
   threads=N                worker threads, 1..256 (default: one per CPU, at most 16); blocking
                            locks (F_SETLKW, flock) wait in at most N-1 of them, so one stays free
   max_write=BYTES          largest read/write request, 4096..16777216 (default 1048576)
@@ -165,6 +170,14 @@ std::optional<passthrough::CachePolicy> parse_cache(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<passthrough::InodeFileHandles> parse_inode_file_handles(std::string_view text) {
+  using passthrough::InodeFileHandles;
+  if (text == "never") return InodeFileHandles::never;
+  if (text == "prefer") return InodeFileHandles::prefer;
+  if (text == "mandatory") return InodeFileHandles::mandatory;
+  return std::nullopt;
+}
+
 // Options without a value: -o NAME or --NAME.
 struct Flag {
   std::string_view name;
@@ -210,6 +223,13 @@ constexpr Setting settings[] = {
        const auto policy = parse_cache(value);
        if (!policy) return bad_value(shown, value, "never, metadata, auto or always");
        o.fs.cache_policy = *policy;
+       return std::nullopt;
+     }},
+    {"inode_file_handles",
+     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
+       const auto mode = parse_inode_file_handles(value);
+       if (!mode) return bad_value(shown, value, "never, prefer or mandatory");
+       o.fs.inode_file_handles = *mode;
        return std::nullopt;
      }},
     {"threads",
@@ -475,7 +495,15 @@ int serve(Options& options) {
   // INTERRUPT that ends the wait; with a single worker a contended one answers EOPNOTSUPP.
   options.fs.max_lock_waiters = options.service.threads - 1;
   auto fs = passthrough::PassthroughFs::create(options.fs);
-  if (!fs) return fail_with("cannot serve '" + options.fs.source + "': " + errno_text(fs.error()));
+  if (!fs) {
+    const bool no_handles = options.fs.inode_file_handles == passthrough::InodeFileHandles::mandatory &&
+                            (fs.error() == std::errc::operation_not_supported ||
+                             fs.error() == std::errc::operation_not_permitted);
+    return fail_with("cannot serve '" + options.fs.source + "': " + errno_text(fs.error()) +
+                     (no_handles ? " (inode_file_handles=mandatory needs file handles on SOURCE "
+                                   "and CAP_DAC_READ_SEARCH)"
+                                 : ""));
+  }
   auto session = fusedev::Session::mount(options.mountpoint, options.mount);
   if (!session) {
     return fail_with("cannot mount on '" + options.mountpoint + "': " + errno_text(session.error()));

@@ -28,7 +28,8 @@ std::shared_ptr<Inode> InodeStore::reference(const InodeKey& key) noexcept {
 }
 
 std::shared_ptr<Inode> InodeStore::reference_or_insert(const InodeKey& key, detail::UniqueFd fd,
-                                                       mode_t type) {
+                                                       mode_t type,
+                                                       std::unique_ptr<FileHandle> handle) {
   if (auto known = reference(key)) return known;
   std::unique_lock lock(mutex_);
   // Another thread may have inserted the same host object since the shared lookup.
@@ -39,7 +40,7 @@ std::shared_ptr<Inode> InodeStore::reference_or_insert(const InodeKey& key, deta
     return by_id_.find(static_cast<std::uint64_t>(inode->id()))->second;
   }
   const api::InodeId id{next_id_++};
-  auto inode = std::make_shared<Inode>(id, std::move(fd), key, type);
+  auto inode = std::make_shared<Inode>(id, std::move(fd), key, type, std::move(handle));
   inode->lookups_.store(1, std::memory_order_relaxed);
   by_id_.emplace(static_cast<std::uint64_t>(id), inode);
   try {

@@ -218,7 +218,7 @@ class PassthroughFs::Impl {
     return Creds{std::move(*creds)};
   }
 
-  static Result<std::shared_ptr<Inode>> directory(const PassthroughFs& fs, InodeId id) noexcept {
+  static Result<PinnedInode> directory(const PassthroughFs& fs, InodeId id) noexcept {
     auto inode = fs.find_inode(id);
     if (inode && !(*inode)->is_directory()) return fail(std::errc::not_a_directory);
     return inode;
@@ -238,22 +238,44 @@ class PassthroughFs::Impl {
     return entry;
   }
 
-  // Looks `name` up in `parent` (already validated) and takes one lookup reference.
-  static Result<api::Entry> lookup_name(PassthroughFs& fs, const Inode& parent, const char* name) {
+  // The file handle a new inode for the object `fd` keeps instead of `fd` (inode file handles),
+  // or nullptr when it keeps `fd`: the mode is off, or `prefer` and this object has none
+  // (logged once). `mandatory` fails instead.
+  static Result<std::unique_ptr<FileHandle>> handle_for(PassthroughFs& fs, int fd,
+                                                        const struct statx& stx) {
+    if (!fs.use_handles_) return std::unique_ptr<FileHandle>();
+    auto handle = FileHandle::of(fd);
+    Result<void> usable = handle ? fs.mount_fds_.ensure(handle->mount_id(), fd, stx.stx_mode)
+                                 : Result<void>(fail(handle.error()));
+    if (usable) return std::make_unique<FileHandle>(*handle);
+    if (fs.config_.inode_file_handles == InodeFileHandles::mandatory) return fail(usable.error());
+    if (!fs.handles_warned_.exchange(true))
+      fmt::print(stderr, "fuse_backend: no file handle for an inode ({}); it keeps an fd\n",
+                 std::make_error_code(usable.error()).message());
+    return std::unique_ptr<FileHandle>();
+  }
+
+  // Looks `name` up in `parent` (already validated; `parent_fd` is its O_PATH fd or an open fd
+  // of it) and takes one lookup reference.
+  static Result<api::Entry> lookup_name(PassthroughFs& fs, const Inode& parent, int parent_fd,
+                                        const char* name) {
     // Known host objects cost one statx and no allocation; the name is resolved without
     // following anything, exactly as the openat below would resolve it.
-    auto stx = statx_at(parent.fd(), name);
+    auto stx = statx_at(parent_fd, name);
     if (!stx) return fail(stx.error());
     if (auto known = fs.inodes_.reference(key_of(*stx))) return make_entry(fs, *known, *stx, parent);
 
     auto fd = syscall_result<int>(
-        [&] { return ::openat(parent.fd(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
+        [&] { return ::openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
     if (!fd) return fail(fd.error());
     UniqueFd owned(*fd);
     // The name may now be another object than the one stat'ed: describe what was opened.
     stx = statx_at(owned.get(), "");
     if (!stx) return fail(stx.error());
-    auto inode = fs.inodes_.reference_or_insert(key_of(*stx), std::move(owned), stx->stx_mode);
+    auto handle = handle_for(fs, owned.get(), *stx);
+    if (!handle) return fail(handle.error());
+    auto inode = fs.inodes_.reference_or_insert(key_of(*stx), std::move(owned), stx->stx_mode,
+                                                std::move(*handle));
     return make_entry(fs, *inode, *stx, parent);
   }
 
@@ -267,7 +289,11 @@ class PassthroughFs::Impl {
       return ::openat(fs.proc_self_fd_.get(), ProcName(fd).text, O_PATH | O_CLOEXEC);
     });
     if (!path_fd) return fail(path_fd.error());
-    auto inode = fs.inodes_.reference_or_insert(key, UniqueFd(*path_fd), stx->stx_mode);
+    UniqueFd owned(*path_fd);
+    auto handle = handle_for(fs, owned.get(), *stx);
+    if (!handle) return fail(handle.error());
+    auto inode = fs.inodes_.reference_or_insert(key, std::move(owned), stx->stx_mode,
+                                                std::move(*handle));
     return make_entry(fs, *inode, *stx, parent);
   }
 
@@ -275,12 +301,17 @@ class PassthroughFs::Impl {
   // files and directories: a symlink is never followed (ELOOP) and a fifo, socket or device is
   // never opened (ENXIO), whatever the flags.
   static Result<UniqueFd> reopen(const PassthroughFs& fs, const Inode& inode, int flags) noexcept {
+    return reopen_fd(fs, inode, inode.fd(), flags);
+  }
+  // The same for `fd`, an fd of `inode` (its O_PATH fd, or an open file of it).
+  static Result<UniqueFd> reopen_fd(const PassthroughFs& fs, const Inode& inode, int fd,
+                                    int flags) noexcept {
     if (inode.is_symlink()) return fail(std::errc::too_many_symbolic_link_levels);
     if (!inode.is_regular() && !inode.is_directory()) return fail(std::errc::no_such_device_or_address);
-    auto fd = syscall_result<int>(
-        [&] { return ::openat(fs.proc_self_fd_.get(), ProcName(inode.fd()).text, flags); });
-    if (!fd) return fail(fd.error());
-    return UniqueFd(*fd);
+    auto opened = syscall_result<int>(
+        [&] { return ::openat(fs.proc_self_fd_.get(), ProcName(fd).text, flags); });
+    if (!opened) return fail(opened.error());
+    return UniqueFd(*opened);
   }
 
   // Registers the inode's passthrough backing file for one more open (the first open registers
@@ -339,7 +370,7 @@ class PassthroughFs::Impl {
 
   // Opens an existing inode for the caller (open, and create of an existing name).
   static Result<api::OpenReply> open_inode(PassthroughFs& fs, const api::Context& ctx,
-                                           std::shared_ptr<Inode> inode, std::uint32_t flags,
+                                           PinnedInode inode, std::uint32_t flags,
                                            bool kill_suidgid) {
     int host_flags = host_open_flags(flags, fs.writeback_.load(std::memory_order_relaxed),
                                      fs.config_.seal_size);
@@ -370,14 +401,14 @@ class PassthroughFs::Impl {
     if (fs.config_.seal_size && (flags & O_TRUNC) != 0) {
       if (auto rc = check_seal(fs, fd.get(), 0, true); !rc) return fail(rc.error());
     }
-    return make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags);
+    return make_handle(fs, ctx, inode.shared(), std::move(fd), host_flags);
   }
 
   // An fd to do I/O on: the handle's, or in no_open / no_opendir mode (handle 0 once the
   // kernel stopped opening) a fresh reopen for this request.
   struct IoFile {
     std::shared_ptr<OpenFile> file;
-    std::shared_ptr<Inode> inode;
+    PinnedInode inode;
     UniqueFd temporary;
     int fd() const noexcept { return file ? file->fd() : temporary.get(); }
   };
@@ -428,8 +459,9 @@ class PassthroughFs::Impl {
 
   // A fresh open file description of `file`: same access mode as the open the kernel checked;
   // no credential switch, the caller's permission was established when the FUSE file was opened.
+  // Reopened through the open file's own fd: a handle inode may have no O_PATH fd now.
   static Result<UniqueFd> reopen_for_locks(const PassthroughFs& fs, const OpenFile& file) noexcept {
-    return reopen(fs, file.inode(), (file.flags() & O_ACCMODE) | O_CLOEXEC);
+    return reopen_fd(fs, file.inode(), file.fd(), (file.flags() & O_ACCMODE) | O_CLOEXEC);
   }
 
   // The host open file description that holds `owner`'s POSIX locks on `file`, or -1 when the
@@ -458,7 +490,19 @@ class PassthroughFs::Impl {
   static Result<api::Entry> finish_create(PassthroughFs& fs, const Inode& parent,
                                           const Name& name, Result<void> created) {
     if (!created) return fail(created.error());
-    return lookup_name(fs, parent, name.c_str());
+    return lookup_name(fs, parent, parent.fd(), name.c_str());
+  }
+
+  // Whether the source can be reopened from its file handle (create(), inode file handles):
+  // the file system has handles and the daemon may call open_by_handle_at.
+  static Result<void> probe_handles(PassthroughFs& fs) {
+    const Inode& root = *fs.inodes_.get(api::root_inode);
+    auto handle = FileHandle::of(root.fd());
+    if (!handle) return fail(handle.error());
+    if (auto rc = fs.mount_fds_.ensure(handle->mount_id(), root.fd(), S_IFDIR); !rc) return rc;
+    auto fd = fs.mount_fds_.open(*handle, O_PATH | O_CLOEXEC);
+    if (!fd) return fail(fd.error());
+    return {};
   }
 
   // xattr policy for a root daemon acting for an unprivileged caller: the daemon's
@@ -504,16 +548,28 @@ Result<std::unique_ptr<PassthroughFs>> PassthroughFs::create(Config config) {
     n = ::getgroups(n, groups.data());
     groups.resize(static_cast<std::size_t>(std::max(n, 0)));
   }
+  std::unique_ptr<PassthroughFs> fs(new PassthroughFs(
+      std::move(config), std::move(proc_fd), std::move(root), std::move(groups), ::geteuid() == 0));
+  if (fs->config_.inode_file_handles != InodeFileHandles::never) {
+    auto usable = Impl::probe_handles(*fs);
+    if (!usable && fs->config_.inode_file_handles == InodeFileHandles::mandatory)
+      return fail(usable.error());
+    if (!usable) {
+      fs->handles_warned_.store(true);
+      fmt::print(stderr, "fuse_backend: inode file handles unavailable ({}); inodes keep fds\n",
+                 std::make_error_code(usable.error()).message());
+    }
+    fs->use_handles_ = usable.has_value();
+  }
   // Modes arrive with the caller's umask applied by the kernel; see the header.
   ::umask(0);
-  return std::unique_ptr<PassthroughFs>(new PassthroughFs(
-      std::move(config), std::move(proc_fd), std::move(root), std::move(groups), ::geteuid() == 0));
+  return fs;
 }
 
-Result<std::shared_ptr<Inode>> PassthroughFs::find_inode(InodeId id) const noexcept {
+Result<PinnedInode> PassthroughFs::find_inode(InodeId id) const noexcept {
   auto inode = inodes_.get(id);
   if (!inode) return fail(static_cast<std::errc>(ESTALE));
-  return inode;
+  return PinnedInode::pin(std::move(inode), mount_fds_);
 }
 
 Result<std::shared_ptr<OpenFile>> PassthroughFs::find_handle(InodeId inode,
@@ -596,7 +652,7 @@ Result<api::Entry> PassthroughFs::lookup(const api::Context& ctx, InodeId parent
   }
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
-  return Impl::lookup_name(*this, **parent, checked->c_str());
+  return Impl::lookup_name(*this, **parent, (*parent)->fd(), checked->c_str());
 }
 
 Result<api::AttrReply> PassthroughFs::getattr(const api::Context&, InodeId inode_id,
@@ -861,7 +917,7 @@ Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId 
     {
       auto creds = Impl::as_caller(*this, ctx);
       if (!creds) return fail(creds.error());
-      entry = Impl::lookup_name(*this, **parent, checked->c_str());
+      entry = Impl::lookup_name(*this, **parent, (*parent)->fd(), checked->c_str());
     }
     if (!entry) return fail(entry.error());
     auto inode = find_inode(entry->inode);
@@ -878,9 +934,10 @@ Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId 
   UniqueFd fd(*created);
   auto entry = Impl::entry_for_open_fd(*this, **parent, fd.get());
   if (!entry) return fail(entry.error());
-  auto inode = find_inode(entry->inode);
-  if (!inode) return fail(inode.error());
-  auto opened = Impl::make_handle(*this, ctx, std::move(*inode), std::move(fd), host_flags);
+  // Not pinned: the new file is open already, its inode's O_PATH fd is not needed.
+  auto inode = inodes_.get(entry->inode);
+  if (!inode) return fail(static_cast<std::errc>(ESTALE));
+  auto opened = Impl::make_handle(*this, ctx, std::move(inode), std::move(fd), host_flags);
   if (!opened) {
     inodes_.forget(entry->inode, 1);
     return fail(opened.error());
@@ -909,9 +966,10 @@ Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId
   UniqueFd fd(*created);
   auto entry = Impl::entry_for_open_fd(*this, **parent, fd.get());
   if (!entry) return fail(entry.error());
-  auto inode = find_inode(entry->inode);
-  if (!inode) return fail(inode.error());
-  auto opened = Impl::make_handle(*this, ctx, std::move(*inode), std::move(fd), host_flags);
+  // Not pinned: the new file is open already, its inode's O_PATH fd is not needed.
+  auto inode = inodes_.get(entry->inode);
+  if (!inode) return fail(static_cast<std::errc>(ESTALE));
+  auto opened = Impl::make_handle(*this, ctx, std::move(inode), std::move(fd), host_flags);
   if (!opened) {
     inodes_.forget(entry->inode, 1);
     return fail(opened.error());
@@ -1202,7 +1260,7 @@ Result<api::OpenReply> PassthroughFs::opendir(const api::Context& ctx, InodeId i
     if (!opened) return fail(opened.error());
     fd = std::move(*opened);
   }
-  return Impl::make_handle(*this, ctx, std::move(*inode), std::move(fd), flags);
+  return Impl::make_handle(*this, ctx, inode->shared(), std::move(fd), flags);
 }
 
 namespace {
@@ -1280,7 +1338,7 @@ Result<void> PassthroughFs::readdirplus(const api::Context& ctx, InodeId inode_i
         auto name = copy_name(raw.name, std::errc::filename_too_long);
         if (!name) return without_attributes();
         if (!sink.fits(raw.name)) return false;
-        auto found = Impl::lookup_name(*this, dir, name->c_str());
+        auto found = Impl::lookup_name(*this, dir, io->fd(), name->c_str());
         // Gone since getdents, or not searchable: the name without attributes.
         if (!found) return without_attributes();
         if (!sink.add(entry, *found)) {
@@ -1331,7 +1389,9 @@ Result<void> PassthroughFs::syncfs(const api::Context&, InodeId inode_id) {
   auto inode = find_inode(inode_id);
   if (!inode) return fail(inode.error());
   // syncfs(2) refuses O_PATH fds; a special file is synced through the root's file system.
-  auto target = (*inode)->is_regular() || (*inode)->is_directory() ? *inode : inodes_.get(api::root_inode);
+  // (The root keeps its fd; `inode` stays pinned meanwhile.)
+  auto target = (*inode)->is_regular() || (*inode)->is_directory() ? inode->shared()
+                                                                    : inodes_.get(api::root_inode);
   auto fd = Impl::reopen(*this, *target, ((*target).is_directory() ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
   if (!fd) return fail(fd.error());
   return syscall_void([&] { return ::syncfs(fd->get()); });
@@ -1343,7 +1403,7 @@ Result<api::StatxReply> PassthroughFs::statx(const api::Context&, InodeId inode_
   handle = Impl::opened(*this, handle);
   int fd = -1;
   std::shared_ptr<OpenFile> file;
-  std::shared_ptr<Inode> inode;
+  PinnedInode inode;
   if (handle) {
     auto found = find_handle(inode_id, *handle);
     if (!found) return fail(found.error());

@@ -123,6 +123,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"ThreadsWithoutValue", {"{src}", "{mnt}", "--threads"}, {"--threads needs a value"}},
         BadInput{"BogusCache", {"--cache", "bogus", "{src}", "{mnt}"}, {"bad value 'bogus' for --cache", "never"}},
         BadInput{"BogusCacheInMountOptions", {"-o", "cache=bogus", "{src}", "{mnt}"}, {"bad value 'bogus' for -o cache"}},
+        BadInput{"BogusInodeFileHandles", {"-o", "inode_file_handles=sometimes", "{src}", "{mnt}"},
+                 {"bad value 'sometimes' for -o inode_file_handles", "never, prefer or mandatory"}},
         BadInput{"TinyMaxWrite", {"-o", "max_write=1", "{src}", "{mnt}"}, {"bad value '1' for -o max_write"}},
         BadInput{"NegativeTimeout", {"-otimeout=-1", "{src}", "{mnt}"}, {"bad value '-1' for -o timeout"}},
         BadInput{"FlagWithValue", {"-o", "writeback=yes", "{src}", "{mnt}"}, {"-o writeback takes no value"}},
@@ -263,6 +265,14 @@ TEST_F(PassthroughCliServe, OptionsOfEveryKindAreAccepted) {
   EXPECT_TRUE(found) << "no /proc/self/mounts line for " << mnt_.str();
   ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
   expect_clean_exit();
+}
+
+TEST_F(PassthroughCliServe, InodeFileHandlesServe) {
+  ASSERT_NO_FATAL_FAILURE(start({"-o", "inode_file_handles=mandatory,timeout=0"}));
+  ASSERT_NO_FATAL_FAILURE(exercise());
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
+  EXPECT_TRUE(stderr_text().empty()) << stderr_text();
 }
 
 // With backing files the kernel reads and writes the host file itself: the data round trip

@@ -3,7 +3,7 @@
 // Layer: passthrough. A plain value, read once by PassthroughFs::create and never changed
 // afterwards; it mirrors fuse-backend-rs's passthrough Config (entry/attr timeouts, cache policy,
 // writeback, no_open/no_opendir, xattr, killpriv_v2, seal_size, readdirplus, submounts, host
-// inode numbers) plus `passthrough_backing` (kernel FUSE passthrough, see below).
+// inode numbers, inode file handles) plus `passthrough_backing` (kernel FUSE passthrough, see below).
 // Options a kernel can refuse (writeback, no_open, killpriv_v2, submounts, passthrough) only take
 // effect when INIT negotiated them; PassthroughFs::init asks for exactly the ones set here.
 //
@@ -32,6 +32,24 @@ enum class CachePolicy {
   // Everything is kept across opens (keep_cache, cache_dir): only when the daemon has the
   // directory to itself.
   always,
+};
+
+// Whether inodes keep host file handles instead of O_PATH fds (virtiofsd's
+// --inode-file-handles). An fd per inode the kernel references can exhaust the daemon's fd limit
+// with a large cache; a handle inode holds no fd and is reopened with open_by_handle_at while a
+// request uses it. Needs CAP_DAC_READ_SEARCH (in practice: a root daemon) and a host file system
+// with file handles (not every one has them: EOPNOTSUPP). A handle survives renames; a request
+// for an object deleted on the host answers ESTALE.
+enum class InodeFileHandles {
+  // O_PATH fds only. The default.
+  never,
+  // Handles where possible: when create() finds that the source cannot be reopened from a handle
+  // (no capability, no handles) every inode keeps an fd; when one object has no handle (another
+  // file system, or a special file first seen on a mount) that inode keeps an fd. Logged once.
+  prefer,
+  // Handles or nothing: create() fails when the source has no usable handle (EPERM without the
+  // capability, EOPNOTSUPP...) and a lookup of an object without one fails with that errno.
+  mandatory,
 };
 
 struct Config {
@@ -94,6 +112,9 @@ struct Config {
   // and mmaps the host file directly. Falls back to ordinary I/O (logged once) where the kernel
   // or the transport cannot.
   bool passthrough_backing = false;
+  // Host file handles instead of an O_PATH fd per inode, see InodeFileHandles. The root always
+  // keeps its fd.
+  InodeFileHandles inode_file_handles = InodeFileHandles::never;
 };
 
 }  // namespace fuse_backend::passthrough

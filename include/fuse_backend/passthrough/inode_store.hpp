@@ -1,7 +1,8 @@
 // InodeStore: the inodes a PassthroughFs has handed to the kernel, with their lookup counts.
 //
 // Layer: passthrough. Each Inode owns an O_PATH fd of one host object (opened with O_NOFOLLOW, so
-// a symlink is the link itself) and is keyed twice: by its FUSE node id (what requests name) and
+// a symlink is the link itself) - or, in the inode file handles mode (file_handle.hpp), only the
+// object's host file handle, reopened as an O_PATH fd while a request pins it - and is keyed twice: by its FUSE node id (what requests name) and
 // by its host identity (st_ino, st_dev, mount id), so every path to one host object - hard links,
 // a rename, a readdirplus - gives the kernel the same node id. Node ids are never reused (a
 // 64-bit counter), so a stale id from the kernel finds nothing instead of another file.
@@ -9,7 +10,8 @@
 // Thread safety: all members are thread-safe. Lookups of known inodes (by id or by key) take a
 // shared lock and allocate nothing; inserting and forgetting take the exclusive lock. An Inode
 // stays alive while a request holds its shared_ptr even if forget removes it from the store
-// meanwhile, so an op never sees its fd closed under it.
+// meanwhile, so an op never sees its fd closed under it. A handle inode's fd exists while at
+// least one PinnedInode holds it (the first pin opens it, the last unpin closes it).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -27,6 +29,8 @@
 
 #include <fuse_backend/api/types.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
+#include <fuse_backend/passthrough/file_handle.hpp>
+#include <fuse_backend/result.hpp>
 
 namespace fuse_backend::passthrough {
 
@@ -51,12 +55,19 @@ struct InodeKeyHash {
 
 class Inode {
  public:
-  Inode(api::InodeId id, detail::UniqueFd fd, InodeKey key, mode_t type) noexcept
-      : id_(id), fd_(std::move(fd)), key_(key), type_(type & S_IFMT) {}
+  // Keeps `fd` open for its lifetime; with a `handle`, closes `fd` and reopens the object from
+  // the handle whenever it is pinned.
+  Inode(api::InodeId id, detail::UniqueFd fd, InodeKey key, mode_t type,
+        std::unique_ptr<FileHandle> handle = nullptr) noexcept
+      : id_(id), fd_(handle ? detail::UniqueFd() : std::move(fd)), key_(key), type_(type & S_IFMT),
+        handle_(std::move(handle)) {}
 
   api::InodeId id() const noexcept { return id_; }
   // The O_PATH|O_NOFOLLOW fd: for *at() calls and /proc/self/fd reopening only, never for I/O.
+  // For a handle inode valid only while pinned (-1 otherwise).
   int fd() const noexcept { return fd_.get(); }
+  // True when this inode keeps a file handle instead of an fd.
+  bool has_handle() const noexcept { return handle_ != nullptr; }
   const InodeKey& key() const noexcept { return key_; }
   // S_IFMT bits; a host object's type never changes, so checking it once is enough.
   mode_t type() const noexcept { return type_; }
@@ -77,9 +88,58 @@ class Inode {
   detail::UniqueFd fd_;
   InodeKey key_;
   mode_t type_;
+  friend class PinnedInode;
+  // Handle inodes only: fd_ is opened by the first pin and closed by the last unpin, both under
+  // pin_mutex_, so a pinned holder reads a stable fd_ without locking.
+  std::unique_ptr<FileHandle> handle_;
+  std::mutex pin_mutex_;
+  std::uint32_t pins_ = 0;
   // Kernel references (lookup count). Incremented under the store's shared lock, decremented
   // under its exclusive lock, so a decrement to 0 and the erase are one step.
   std::atomic<std::uint64_t> lookups_{0};
+};
+
+// An inode whose fd() is usable while this object lives (for an fd-keeping inode, a plain
+// shared_ptr: pinning costs nothing). Opening a handle inode calls open_by_handle_at, so pin
+// before switching to a caller's credentials. Movable, not copyable.
+class PinnedInode {
+ public:
+  PinnedInode() noexcept = default;
+  // ESTALE (or the open_by_handle_at errno) when a handle inode cannot be reopened.
+  static Result<PinnedInode> pin(std::shared_ptr<Inode> inode, const MountFds& mounts) noexcept {
+    if (inode->handle_) {
+      std::lock_guard lock(inode->pin_mutex_);
+      if (inode->pins_ == 0) {
+        auto fd = mounts.open(*inode->handle_, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (!fd) return fail(fd.error());
+        inode->fd_ = std::move(*fd);
+      }
+      ++inode->pins_;
+    }
+    return PinnedInode(std::move(inode));
+  }
+  PinnedInode(PinnedInode&& other) noexcept : inode_(std::move(other.inode_)) {}
+  PinnedInode& operator=(PinnedInode&& other) noexcept {
+    if (this != &other) {
+      unpin();
+      inode_ = std::move(other.inode_);
+    }
+    return *this;
+  }
+  ~PinnedInode() { unpin(); }
+
+  Inode& operator*() const noexcept { return *inode_; }
+  Inode* operator->() const noexcept { return inode_.get(); }
+  const std::shared_ptr<Inode>& shared() const noexcept { return inode_; }
+
+ private:
+  explicit PinnedInode(std::shared_ptr<Inode> inode) noexcept : inode_(std::move(inode)) {}
+  void unpin() noexcept {
+    if (!inode_ || !inode_->handle_) return;
+    std::lock_guard lock(inode_->pin_mutex_);
+    if (--inode_->pins_ == 0) inode_->fd_.reset();
+  }
+  std::shared_ptr<Inode> inode_;
 };
 
 class InodeStore {
@@ -92,9 +152,11 @@ class InodeStore {
   // The known inode with this identity, with one more lookup reference; nullptr if unknown.
   // Allocates nothing.
   std::shared_ptr<Inode> reference(const InodeKey& key) noexcept;
-  // reference(key) if known; otherwise a new inode owning `fd`, with one reference. `fd` is
-  // closed when an existing inode is returned. Throws std::bad_alloc only when memory runs out.
-  std::shared_ptr<Inode> reference_or_insert(const InodeKey& key, detail::UniqueFd fd, mode_t type);
+  // reference(key) if known; otherwise a new inode owning `fd` (or, given one, `handle`: see
+  // Inode), with one reference. `fd` is closed when an existing inode is returned. Throws
+  // std::bad_alloc only when memory runs out.
+  std::shared_ptr<Inode> reference_or_insert(const InodeKey& key, detail::UniqueFd fd, mode_t type,
+                                             std::unique_ptr<FileHandle> handle = nullptr);
   // Takes one more reference on an inode the caller already holds (link, "." lookups). Root too
   // (a no-op for it).
   void reference(Inode& inode) noexcept;

@@ -3,7 +3,9 @@
 //
 // Layer: passthrough (-> api only; compiled once in src/passthrough/). Construction:
 //   auto fs = PassthroughFs::create({.source = "/srv/share", .cache_policy = ...});
-//   if (!fs) { /* fs.error(): ENOENT, ENOTDIR, EACCES, EINVAL (bad option combination) */ }
+//   if (!fs) { /* fs.error(): ENOENT, ENOTDIR, EACCES, EINVAL (bad option combination), and with
+//               inode_file_handles = mandatory EPERM / EOPNOTSUPP... (the source has no usable
+//               file handle) */ }
 // create() opens the source directory and /proc/self/fd once and sets the process umask to 0:
 // the kernel has already applied the caller's umask to every mode it sends, and a daemon umask
 // would be applied a second time (umask is per process; a daemon owns its own).
@@ -40,6 +42,13 @@
 // - READDIR / READDIRPLUS: a host name longer than api::max_entry_name is skipped; one longer
 //   than NAME_MAX is listed by READDIRPLUS without attributes (node id 0).
 // - poll: host regular files and directories are always ready; answers the requested events.
+// - Inode file handles (Config::inode_file_handles): inodes other than the root keep a host file
+//   handle and no fd; each request that needs an inode's O_PATH fd reopens it with
+//   open_by_handle_at (shared by concurrent requests, closed after the last one), before any
+//   credential switch. A request for an inode deleted on the host then answers ESTALE. Open
+//   files keep their own fd as always. Security is unchanged: names are still resolved with
+//   openat(parent fd, name, O_NOFOLLOW), a handle is only ever taken from such an fd, and only
+//   for objects already inside the source.
 // - Data moves through api::ZeroCopyReader/Writer straight between the host fd and the transport.
 //   read, write, getattr and lookups of known inodes allocate nothing.
 //
@@ -64,6 +73,7 @@
 #include <fuse_backend/api/zero_copy.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/passthrough/config.hpp>
+#include <fuse_backend/passthrough/file_handle.hpp>
 #include <fuse_backend/passthrough/handle_table.hpp>
 #include <fuse_backend/passthrough/inode_store.hpp>
 #include <fuse_backend/result.hpp>
@@ -184,12 +194,16 @@ class PassthroughFs {
   PassthroughFs(Config config, detail::UniqueFd proc_self_fd, std::shared_ptr<Inode> root,
                 std::vector<gid_t> daemon_groups, bool privileged);
 
-  Result<std::shared_ptr<Inode>> find_inode(api::InodeId id) const noexcept;
+  // The inode with its fd usable (pinned); ESTALE for unknown ids and deleted handle inodes.
+  Result<PinnedInode> find_inode(api::InodeId id) const noexcept;
   Result<std::shared_ptr<OpenFile>> find_handle(api::InodeId inode,
                                                 api::HandleId handle) const noexcept;
 
   Config config_;
   detail::UniqueFd proc_self_fd_;  // O_PATH of /proc/self/fd: reopening goes through it
+  MountFds mount_fds_{proc_self_fd_.get()};  // inode file handles: one fd per host mount
+  bool use_handles_ = false;                 // inode file handles in effect (create decides)
+  std::atomic<bool> handles_warned_{false};  // prefer: a fallback to fds was logged
   InodeStore inodes_;
   HandleTable handles_;
   std::vector<gid_t> daemon_groups_;  // restored after each credential switch
