@@ -1,14 +1,17 @@
 // Real-mount tests of fusedev::Service's life cycle: unmounted from outside while serving (lazy
-// and plain umount), stop() while idle, SIGTERM through a SignalWatcher, several workers under
+// and plain umount), stop() while idle (1 and 4 workers blocked in read), from another thread
+// under load and from a signal handler, SIGTERM through a SignalWatcher, several workers under
 // concurrent readers, and a notification sent through the device. Needs root and /dev/fuse.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -89,20 +92,105 @@ TEST(FusedevService, SessionUnmountWhileServingEndsTheService) {
   EXPECT_FALSE(is_mounted(mount.path()));
 }
 
-TEST(FusedevService, StopWhileIdleReturnsPromptlyAndLeavesItMounted) {
+// Workers block in read(2); stop() must still end every one of them at once.
+void stop_while_idle_returns_promptly(unsigned threads) {
   MemoryFs fs;
   fusedev::ServiceOptions options;
-  options.threads = 3;
+  options.threads = threads;
   Mount mount(fs, options);
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  std::this_thread::sleep_for(50ms);  // every worker back in read(2)
   const auto started = std::chrono::steady_clock::now();
   mount.service().stop();
   EXPECT_TRUE(join_within(mount.service(), 2s));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
   EXPECT_TRUE(is_mounted(mount.path())) << "stop() does not unmount";
   ASSERT_TRUE(mount.session().unmount());
   EXPECT_FALSE(is_mounted(mount.path()));
+}
+
+TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idle_returns_promptly(1); }
+TEST(FusedevService, StopWhileIdleReturnsPromptlyWithFourWorkers) { stop_while_idle_returns_promptly(4); }
+
+// Counts the requests the workers take.
+class CountingObserver final : public api::RequestObserver {
+ public:
+  void on_request(const fuse_backend::abi::in_header&) noexcept override { ++count_; }
+  void on_reply(const fuse_backend::abi::in_header&, int, std::size_t) noexcept override {}
+  long count() const noexcept { return count_.load(); }
+
+ private:
+  std::atomic<long> count_{0};
+};
+
+TEST(FusedevService, StopFromAnotherThreadUnderLoad) {
+  MemoryFs fs;
+  CountingObserver requests;
+  std::atomic<long> served{0};
+  std::vector<std::thread> clients;
+  {
+    fusedev::ServiceOptions options;
+    options.threads = 4;
+    options.server.observer = &requests;
+    Mount mount(fs, options);
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), std::string(8192, 'x')));
+    // Open/read/close until something fails: requests stay queued or in flight while stop()
+    // runs; after it, the last ones fail once the connection is closed below.
+    for (int i = 0; i < 4; ++i) {
+      clients.emplace_back([&, path = mount.path("f")] {
+        std::array<char, 4096> buffer{};
+        for (;;) {
+          UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+          if (!fd || ::pread(fd.get(), buffer.data(), buffer.size(), 0) != 4096) return;
+          ++served;
+        }
+      });
+    }
+    std::this_thread::sleep_for(200ms);
+    EXPECT_GT(served.load(), 0);
+    const auto started = std::chrono::steady_clock::now();
+    std::thread stopper([&mount] { mount.service().stop(); });
+    stopper.join();
+    EXPECT_TRUE(join_within(mount.service(), 2s));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
+    const long after_join = requests.count();
+    std::this_thread::sleep_for(50ms);  // the clients keep asking
+    EXPECT_EQ(requests.count(), after_join) << "no worker takes a request after join()";
+  }  // unmounted and the device closed: the clients' pending requests fail
+  for (auto& client : clients) client.join();
+}
+
+Mount::Service* signalled_service = nullptr;
+std::atomic<bool> handler_kept_errno{false};
+
+TEST(FusedevService, StopFromASignalHandler) {
+  MemoryFs fs;
+  fusedev::ServiceOptions options;
+  options.threads = 4;
+  Mount mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  signalled_service = &mount.service();
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_handler = [](int) {
+    const int saved = errno;
+    errno = EILSEQ;
+    signalled_service->stop();
+    handler_kept_errno = errno == EILSEQ;
+    errno = saved;
+  };
+  sigemptyset(&action.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR1, &action, &previous), 0);
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(::pthread_kill(::pthread_self(), SIGUSR1), 0);
+  ::sigaction(SIGUSR1, &previous, nullptr);
+  EXPECT_TRUE(handler_kept_errno);
+  EXPECT_TRUE(join_within(mount.service(), 2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
+  EXPECT_TRUE(is_mounted(mount.path()));
 }
 
 TEST(FusedevService, SecondStartIsRefused) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 
 #include <fuse_backend/detail/syscall.hpp>
@@ -93,10 +94,17 @@ Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size) {
   return Channel(std::move(fd), buffer_size);
 }
 
-Result<Reader> Channel::receive(api::BackingFiles* backing) noexcept {
+Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept {
   for (;;) {
-    auto got = detail::syscall_result<std::size_t>(
-        [&] { return ::read(fd_, request_.data(), request_.size()); });
+    // syscall_result retries EINTR by calling this again: the flag is re-checked after every
+    // interruption, so the signal stop() sends ends a blocked read.
+    auto got = detail::syscall_result<std::size_t>([&]() -> ssize_t {
+      if (stop != nullptr && stop->load(std::memory_order_acquire)) {
+        errno = ECANCELED;
+        return -1;
+      }
+      return ::read(fd_, request_.data(), request_.size());
+    });
     if (got) return Reader(std::span<const std::byte>(request_.data(), *got), backing);
     // ENOENT: the request was interrupted and dropped between poll and read; take the next.
     if (got.error() != std::errc::no_such_file_or_directory) return fail(got.error());

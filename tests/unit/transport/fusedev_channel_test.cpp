@@ -1,17 +1,24 @@
 // Unit tests of the /dev/fuse channel pieces that need no mount: Reader/Writer semantics, the
 // one-writev reply format (observed through a pipe), zero-copy moves through real fds, receive()
-// error paths, notifications, backing-file and clone ioctls refused on an unmounted device, and
-// the Poller's stop event.
+// error paths and its stop flag, notifications, backing-file and clone ioctls refused on an
+// unmounted device, and ServiceCore's stop mechanism (wake signal, re-wake, signal masks) with
+// one worker on a pipe.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fcntl.h>
-#include <sys/eventfd.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <future>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -167,7 +174,7 @@ TEST(FusedevChannel, ReceivesOneMessagePerRead) {
   EXPECT_EQ(as_string(reader->read_bytes(reader->remaining())), "first");
 }
 
-TEST(FusedevChannel, NothingQueuedIsEagainForThePoller) {
+TEST(FusedevChannel, NothingQueuedOnANonBlockingFdIsEagain) {
   Pipe pipe;
   fusedev::Channel channel(pipe.read_end.get(), 0);
   auto reader = channel.receive(nullptr);
@@ -228,35 +235,229 @@ TEST(FusedevDeviceNotifier, SendsOneWholeMessage) {
   EXPECT_EQ(notifier.send({}).error(), std::errc::invalid_argument);
 }
 
-TEST(FusedevPoller, StopEventWinsOverAReadableDevice) {
-  Pipe pipe;
-  UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  auto poller = fusedev::impl::Poller::create(pipe.read_end.get(), stop.get());
-  ASSERT_TRUE(poller);
-  ASSERT_EQ(::write(pipe.write_end.get(), "x", 1), 1);
-  auto event = poller->wait();
-  ASSERT_TRUE(event);
-  EXPECT_EQ(*event, fusedev::impl::Poller::Event::device);
-  const std::uint64_t one = 1;
-  ASSERT_EQ(::write(stop.get(), &one, sizeof(one)), 8);
-  for (int i = 0; i < 3; ++i) {  // level-triggered: every waiter keeps seeing it
-    event = poller->wait();
-    ASSERT_TRUE(event);
-    EXPECT_EQ(*event, fusedev::impl::Poller::Event::stop);
+// A no-op handler without SA_RESTART for SIGUSR2, so a signal interrupts a blocked read(2).
+struct InterruptingSignal {
+  struct sigaction previous {};
+  InterruptingSignal() {
+    struct sigaction action {};
+    action.sa_handler = [](int) {};
+    sigemptyset(&action.sa_mask);
+    EXPECT_EQ(::sigaction(SIGUSR2, &action, &previous), 0);
   }
-}
+  ~InterruptingSignal() { ::sigaction(SIGUSR2, &previous, nullptr); }
+};
 
-TEST(FusedevPoller, MakesTheDeviceNonBlocking) {
+TEST(FusedevChannel, StopFlagCancelsWithoutReading) {
   Pipe pipe;
-  ASSERT_EQ(::fcntl(pipe.read_end.get(), F_SETFL, 0), 0);
-  UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
-  ASSERT_TRUE(fusedev::impl::Poller::create(pipe.read_end.get(), stop.get()));
-  EXPECT_NE(::fcntl(pipe.read_end.get(), F_GETFL) & O_NONBLOCK, 0);
+  fusedev::Channel channel(pipe.read_end.get(), 0);
+  ASSERT_EQ(::write(pipe.write_end.get(), "queued", 6), 6);
+  const std::atomic<bool> stop{true};
+  auto reader = channel.receive(nullptr, &stop);
+  ASSERT_FALSE(reader);
+  EXPECT_EQ(reader.error(), std::errc::operation_canceled);
+  EXPECT_EQ(pipe.drain(), "queued") << "the request was left for another reader";
 }
 
-TEST(FusedevPoller, BadFdIsAnError) {
-  UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
-  EXPECT_FALSE(fusedev::impl::Poller::create(-1, stop.get()));
+TEST(FusedevChannel, InterruptedReadIsRetriedUntilTheStopFlagIsSet) {
+  InterruptingSignal interrupting;
+  Pipe pipe;
+  ASSERT_EQ(::fcntl(pipe.read_end.get(), F_SETFL, 0), 0);  // blocking, like a worker's device fd
+  fusedev::Channel channel(pipe.read_end.get(), 0);
+  std::atomic<bool> stop{false};
+  std::atomic<pthread_t> reader_thread{};
+  std::atomic<bool> ready{false};
+  auto first = std::async(std::launch::async, [&] {
+    reader_thread = ::pthread_self();
+    ready = true;
+    auto reader = channel.receive(nullptr, &stop);
+    return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+  });
+  while (!ready) std::this_thread::yield();
+  for (int i = 0; i < 5; ++i) {  // EINTR without stop: read again
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(::pthread_kill(reader_thread, SIGUSR2), 0);
+  }
+  ASSERT_EQ(first.wait_for(std::chrono::milliseconds(20)), std::future_status::timeout);
+  ASSERT_EQ(::write(pipe.write_end.get(), "late", 4), 4);
+  EXPECT_EQ(first.get(), "late");
+
+  ready = false;
+  auto second = std::async(std::launch::async, [&] {
+    reader_thread = ::pthread_self();
+    ready = true;
+    auto reader = channel.receive(nullptr, &stop);
+    return reader ? std::errc{} : reader.error();
+  });
+  while (!ready) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  std::future_status status{};
+  for (int i = 0; i < 100 && (status = second.wait_for(std::chrono::milliseconds(5))) != std::future_status::ready; ++i) {
+    ASSERT_EQ(::pthread_kill(reader_thread, SIGUSR2), 0);
+  }
+  if (status != std::future_status::ready) {
+    ASSERT_EQ(::write(pipe.write_end.get(), "x", 1), 1);  // unstick
+  }
+  EXPECT_EQ(second.get(), std::errc::operation_canceled);
+}
+
+// ServiceCore with one worker on a blocking pipe (one worker needs no FUSE_DEV_IOC_CLONE): the
+// stop mechanism without a mount. Multi-worker stops are in tests/integration/fusedev_service_test.
+struct PipeService {
+  Pipe pipe;
+  fusedev::impl::ServiceCore core;
+  std::atomic<int> requests{0};
+  std::atomic<bool> canceled{false};
+  // Set by a serve function that simulates the lost wake-up (see below).
+  std::atomic<bool> late_stop{false};
+
+  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, wake_signal) {}
+
+  static void serve(void* self, fusedev::Channel& channel, const std::atomic<bool>& stopping) {
+    auto& s = *static_cast<PipeService*>(self);
+    for (;;) {
+      auto reader = channel.receive(nullptr, &stopping);
+      if (!reader) {
+        s.canceled = reader.error() == std::errc::operation_canceled;
+        return;
+      }
+      ++s.requests;
+    }
+  }
+
+  // Joins on another thread; false (and the worker unstuck by a write) if it took over `limit`.
+  bool join_within(std::chrono::milliseconds limit) {
+    auto joined = std::async(std::launch::async, [this] { return core.join(); });
+    if (joined.wait_for(limit) == std::future_status::ready) return static_cast<bool>(joined.get());
+    for (int i = 0; i < 10 && joined.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready; ++i) {
+      (void)::write(pipe.write_end.get(), "x", 1);
+    }
+    (void)joined.get();
+    return false;
+  }
+};
+
+TEST(FusedevServiceCore, StopWhileIdleEndsTheBlockedWorkerPromptly) {
+  PipeService service;
+  ASSERT_TRUE(service.core.start(0, &PipeService::serve, &service));
+  EXPECT_NE(::fcntl(service.pipe.read_end.get(), F_GETFL) & O_NONBLOCK, O_NONBLOCK) << "the worker blocks in read";
+  ASSERT_EQ(::write(service.pipe.write_end.get(), "one", 3), 3);
+  for (int i = 0; i < 200 && service.requests == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(service.requests.load(), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it block in read(2) again
+  const auto started = std::chrono::steady_clock::now();
+  service.core.stop();
+  EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(500));
+  EXPECT_TRUE(service.canceled);
+}
+
+TEST(FusedevServiceCore, StopBeforeStartEndsTheWorkerAtOnce) {
+  PipeService service;
+  service.core.stop();
+  ASSERT_TRUE(service.core.start(0, &PipeService::serve, &service));
+  EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
+  EXPECT_TRUE(service.canceled);
+}
+
+PipeService* signalled_service = nullptr;
+std::atomic<bool> handler_kept_errno{false};
+
+TEST(FusedevServiceCore, StopFromASignalHandlerKeepsErrno) {
+  PipeService service;
+  ASSERT_TRUE(service.core.start(0, &PipeService::serve, &service));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  signalled_service = &service;
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_handler = [](int) {
+    const int saved = errno;
+    errno = EILSEQ;
+    signalled_service->core.stop();
+    handler_kept_errno = errno == EILSEQ;
+    errno = saved;
+  };
+  sigemptyset(&action.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR1, &action, &previous), 0);
+  ASSERT_EQ(::pthread_kill(::pthread_self(), SIGUSR1), 0);
+  ::sigaction(SIGUSR1, &previous, nullptr);
+  EXPECT_TRUE(handler_kept_errno);
+  EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
+  EXPECT_TRUE(service.canceled);
+}
+
+// The lost wake-up: the worker checked the flag (here: a flag that is still false), then the
+// signal came, then it blocked in read(2). Only join()'s re-sent signal can end that read.
+TEST(FusedevServiceCore, JoinRewakesAWorkerThatMissedTheSignal) {
+  PipeService service;
+  const auto serve = [](void* self, fusedev::Channel& channel, const std::atomic<bool>& stopping) {
+    auto& s = *static_cast<PipeService*>(self);
+    while (!stopping) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // stop()'s signal lands here
+    std::thread later([&s] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      s.late_stop = true;
+    });
+    auto reader = channel.receive(nullptr, &s.late_stop);  // passes the check, then blocks
+    s.canceled = !reader && reader.error() == std::errc::operation_canceled;
+    later.join();
+  };
+  ASSERT_TRUE(service.core.start(0, serve, &service));
+  service.core.stop();
+  EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
+  EXPECT_TRUE(service.canceled) << "ended by a signal, not by data";
+}
+
+TEST(FusedevServiceCore, WorkersKeepTheStartersBlockedSignalsBlocked) {
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGURG);  // the wake signal too: the worker must unblock it for itself
+  sigset_t previous;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &blocked, &previous), 0);
+  PipeService service;
+  std::atomic<int> term_blocked{-1};
+  std::atomic<int> wake_blocked{-1};
+  struct Probe {
+    PipeService* service;
+    std::atomic<int>* term;
+    std::atomic<int>* wake;
+  } probe{&service, &term_blocked, &wake_blocked};
+  const auto serve = [](void* self, fusedev::Channel& channel, const std::atomic<bool>& stopping) {
+    auto& p = *static_cast<Probe*>(self);
+    sigset_t mask;
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+    *p.term = sigismember(&mask, SIGTERM);
+    *p.wake = sigismember(&mask, SIGURG);
+    PipeService::serve(p.service, channel, stopping);
+  };
+  const auto started = service.core.start(0, serve, &probe);
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  ASSERT_TRUE(started);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  service.core.stop();
+  EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
+  EXPECT_EQ(term_blocked.load(), 1);
+  EXPECT_EQ(wake_blocked.load(), 0);
+}
+
+TEST(FusedevServiceCore, RefusesAWakeSignalTheApplicationHandles) {
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_handler = [](int) {};
+  sigemptyset(&action.sa_mask);
+  ASSERT_EQ(::sigaction(SIGUSR1, &action, &previous), 0);
+  PipeService service(SIGUSR1);
+  const auto started = service.core.start(0, &PipeService::serve, &service);
+  ::sigaction(SIGUSR1, &previous, nullptr);
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error(), std::errc::device_or_resource_busy);
+}
+
+TEST(FusedevServiceCore, InvalidWakeSignalIsAnError) {
+  PipeService service(SIGKILL);
+  const auto started = service.core.start(0, &PipeService::serve, &service);
+  ASSERT_FALSE(started);
+  EXPECT_EQ(started.error(), std::errc::invalid_argument);
 }
 
 }  // namespace

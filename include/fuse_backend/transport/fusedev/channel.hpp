@@ -17,6 +17,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -136,9 +137,11 @@ class Channel {
   int fd() const noexcept { return fd_; }
 
   // Reads one request. ENOENT (the request was interrupted before we read it) and EINTR are
-  // retried here; EAGAIN (a non-blocking fd with nothing queued) and ENODEV (unmounted) are
-  // returned, as is anything else. The Reader is valid until the next receive().
-  Result<Reader> receive(api::BackingFiles* backing) noexcept;
+  // retried here, but once `*stop` is set (checked before every read, so a signal that
+  // interrupts a blocked read ends it) the result is operation_canceled. EAGAIN (a non-blocking
+  // fd with nothing queued), ENODEV (unmounted) and anything else are returned. The Reader is
+  // valid until the next receive().
+  Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
   // A fresh writer over the reply buffer, valid until the next writer().
   Writer writer() noexcept;
 

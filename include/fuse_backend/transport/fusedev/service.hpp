@@ -4,11 +4,22 @@
 // own fd cloned from it (FUSE_DEV_IOC_CLONE), so the kernel spreads requests over the workers
 // and each reply goes back on the fd its request came from. Each worker owns its Channel (request
 // and reply buffers of Server::buffer_size() bytes, allocated once in start()), so serving
-// allocates nothing. The device fds are non-blocking and polled with epoll together with one
-// eventfd that stop() makes readable: any worker blocked waiting wakes up and returns.
+// allocates nothing. Each worker blocks in read(2) on its own (blocking) fd: all clones share the
+// kernel's one request queue, and a blocked reader is woken exclusively, so one request wakes one
+// worker (polling the fds instead woke every worker for every request).
+//
+// Stopping blocked readers: stop() sets a flag and sends ServiceOptions::wake_signal to each
+// worker thread (tgkill). start() installs a no-op handler for that signal WITHOUT SA_RESTART,
+// so the read fails with EINTR and the worker sees the flag; each worker unblocks the signal in
+// its own mask (other signals stay as inherited, e.g. SIGINT/SIGTERM blocked by SignalWatcher).
+// A signal that lands after the worker checked the flag but before it blocked in read(2) is
+// lost; join() therefore re-sends it every few milliseconds to workers that have not ended.
+// The default, SIGURG, is ignored by default, so a stray or late one can never kill the process;
+// start() refuses (EBUSY) a wake signal for which the application installed its own handler.
 //
 // A Service ends when
-//   - stop() is called (async-signal-safe: one write(2) to the eventfd), or
+//   - stop() is called (async-signal-safe: atomics, one write(2) to an eventfd that join()
+//     sleeps on, one tgkill(2) per worker; errno preserved), or
 //   - the filesystem is unmounted from outside (the device answers ENODEV), or
 //   - the kernel sent DESTROY,
 // and join() then reports success; it reports an error only for a failure of the channel itself.
@@ -21,7 +32,12 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
 
+#include <signal.h>
+#include <sys/types.h>
+
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -42,39 +58,33 @@ struct ServiceOptions {
   // Worker threads (at least 1). More than one needs FUSE_DEV_IOC_CLONE (Linux >= 4.2).
   unsigned threads = 1;
   api::ServerOptions server;
+  // The signal stop() sends to wake workers blocked in read(2). The Service installs a no-op
+  // handler for it (once, process-wide); pick another if the application handles SIGURG.
+  int wake_signal = SIGURG;
 };
 
 namespace impl {
 
-// Waits until a device fd is readable (or broken) or the stop eventfd is set.
-class Poller {
- public:
-  enum class Event { device, stop };
-  // Makes `device_fd` non-blocking and watches it together with `stop_fd`.
-  static Result<Poller> create(int device_fd, int stop_fd) noexcept;
-  Result<Event> wait() noexcept;
-
- private:
-  explicit Poller(detail::UniqueFd epoll, int stop_fd) noexcept
-      : epoll_(std::move(epoll)), stop_fd_(stop_fd) {}
-  detail::UniqueFd epoll_;
-  int stop_fd_;
-};
-
-// The non-template part of Service: stop event, workers' channels and threads, the outcome.
+// The non-template part of Service: stop flag and wake-ups, workers' channels and threads, the
+// outcome.
 class ServiceCore {
  public:
-  using Serve = void (*)(void* service, Channel& channel, Poller& poller);
+  // Serves until `stopping` is set (Channel::receive then reports operation_canceled) or the
+  // session ends.
+  using Serve = void (*)(void* service, Channel& channel, const std::atomic<bool>& stopping);
 
-  ServiceCore(int session_fd, unsigned threads) noexcept;
+  ServiceCore(int session_fd, unsigned threads, int wake_signal) noexcept;
   ~ServiceCore();
   ServiceCore(const ServiceCore&) = delete;
   ServiceCore& operator=(const ServiceCore&) = delete;
 
-  // Creates the channels (cloning fds) and starts one thread per channel running
-  // serve(service, channel, poller). On failure nothing is left running.
+  // Installs the wake signal's handler, creates the channels (cloning fds, all made blocking) and
+  // starts one thread per channel running serve(service, channel, stopping). On failure nothing
+  // is left running.
   Result<void> start(std::size_t buffer_size, Serve serve, void* service);
+  // Async-signal-safe.
   void stop() noexcept;
+  // Waits for every worker; after stop() keeps waking those that have not ended.
   Result<void> join() noexcept;
   // Records the first error that ends a worker, and stops the others.
   void record_error(std::errc error) noexcept;
@@ -83,17 +93,30 @@ class ServiceCore {
 
  private:
   struct Worker {
+    explicit Worker(Channel c) noexcept : channel(std::move(c)) {}
     Channel channel;
-    Poller poller;
     std::thread thread;
+    // The kernel thread id while the worker runs (0 before and after): what stop() signals.
+    std::atomic<pid_t> tid{0};
+    bool ended = false;  // under mutex_
   };
+
+  void run(Worker& worker, Serve serve, void* service) noexcept;
+  // Signals each worker still running. Async-signal-safe.
+  void wake_workers() const noexcept;
 
   int session_fd_;
   unsigned thread_count_;
+  int wake_signal_;
+  std::atomic<bool> stopping_{false};
+  // Readable once stop() was called: join() sleeps on it instead of polling the flag.
   detail::UniqueFd stop_fd_;
   std::errc stop_fd_error_{};
   std::vector<std::unique_ptr<Worker>> workers_;
+  // How many entries of workers_ stop() may look at (published after workers_ is complete).
+  std::atomic<std::size_t> published_{0};
   std::mutex mutex_;
+  std::condition_variable ended_;
   std::optional<std::errc> error_;
 };
 
@@ -106,7 +129,7 @@ class Service {
 
   Service(Session& session, Fs& fs, ServiceOptions options = {}) noexcept
       : server_(fs, options.server),
-        core_(session.fd(), options.threads),
+        core_(session.fd(), options.threads, options.wake_signal),
         notifier_(session.fd()),
         backing_(session.fd()) {}
   Service(const Service&) = delete;
@@ -133,18 +156,15 @@ class Service {
   Server& server() noexcept { return server_; }
 
  private:
-  static void serve(void* self, Channel& channel, impl::Poller& poller) {
-    static_cast<Service*>(self)->serve_loop(channel, poller);
+  static void serve(void* self, Channel& channel, const std::atomic<bool>& stopping) {
+    static_cast<Service*>(self)->serve_loop(channel, stopping);
   }
 
-  void serve_loop(Channel& channel, impl::Poller& poller) noexcept {
+  void serve_loop(Channel& channel, const std::atomic<bool>& stopping) noexcept {
     for (;;) {
-      auto event = poller.wait();
-      if (!event) return core_.record_error(event.error());
-      if (*event == impl::Poller::Event::stop) return;
-      auto reader = channel.receive(&backing_);
+      auto reader = channel.receive(&backing_, &stopping);
       if (!reader) {
-        if (reader.error() == std::errc::resource_unavailable_try_again) continue;  // another worker took it
+        if (reader.error() == std::errc::operation_canceled) return;  // stop()
         if (reader.error() == std::errc::no_such_device) return stop();  // unmounted: a clean end
         return core_.record_error(reader.error());
       }
