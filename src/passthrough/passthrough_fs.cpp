@@ -511,6 +511,26 @@ class PassthroughFs::Impl {
   static bool unprivileged(const PassthroughFs& fs, const api::Context& ctx) noexcept {
     return fs.privileged_ && ctx.uid != 0;
   }
+
+  struct XattrTarget {
+    PinnedInode inode;
+    Name name;
+  };
+  // What setxattr and removexattr check before changing anything: xattrs on, a live inode, a
+  // valid name, not a symlink (the /proc magic link of a symlink's O_PATH fd is no race-free way
+  // to reach the link itself), and no trusted.* / security.* change by an unprivileged caller.
+  static Result<XattrTarget> xattr_to_change(const PassthroughFs& fs, const api::Context& ctx,
+                                             InodeId inode_id, std::string_view name) noexcept {
+    if (!fs.config_.xattr) return fail(std::errc::function_not_supported);
+    auto inode = fs.find_inode(inode_id);
+    if (!inode) return fail(inode.error());
+    auto checked = xattr_name(name);
+    if (!checked) return fail(checked.error());
+    if ((*inode)->is_symlink()) return fail(std::errc::operation_not_permitted);
+    if (unprivileged(fs, ctx) && (starts_with(name, "trusted.") || starts_with(name, "security.")))
+      return fail(std::errc::operation_not_permitted);
+    return XattrTarget{std::move(*inode), *checked};
+  }
 };
 
 // --- construction ------------------------------------------------------------------------------
@@ -1427,20 +1447,13 @@ Result<api::StatxReply> PassthroughFs::statx(const api::Context&, InodeId inode_
 Result<void> PassthroughFs::setxattr(const api::Context& ctx, InodeId inode_id,
                                      std::string_view name, std::span<const std::byte> value,
                                      std::uint32_t flags, std::uint32_t) {
-  if (!config_.xattr) return fail(std::errc::function_not_supported);
-  auto inode = find_inode(inode_id);
-  if (!inode) return fail(inode.error());
-  auto checked = xattr_name(name);
-  if (!checked) return fail(checked.error());
-  // The /proc magic link of a symlink's O_PATH fd is no race-free way to reach the link itself.
-  if ((*inode)->is_symlink()) return fail(std::errc::operation_not_permitted);
-  if (Impl::unprivileged(*this, ctx) && (starts_with(name, "trusted.") || starts_with(name, "security.")))
-    return fail(std::errc::operation_not_permitted);
+  auto target = Impl::xattr_to_change(*this, ctx, inode_id, name);
+  if (!target) return fail(target.error());
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
   return syscall_void([&] {
-    return ::setxattr(ProcPath((*inode)->fd()).text, checked->c_str(), value.data(), value.size(),
-                      static_cast<int>(flags));
+    return ::setxattr(ProcPath(target->inode->fd()).text, target->name.c_str(), value.data(),
+                      value.size(), static_cast<int>(flags));
   });
 }
 
@@ -1494,18 +1507,12 @@ Result<std::size_t> PassthroughFs::listxattr(const api::Context& ctx, InodeId in
 
 Result<void> PassthroughFs::removexattr(const api::Context& ctx, InodeId inode_id,
                                         std::string_view name) {
-  if (!config_.xattr) return fail(std::errc::function_not_supported);
-  auto inode = find_inode(inode_id);
-  if (!inode) return fail(inode.error());
-  auto checked = xattr_name(name);
-  if (!checked) return fail(checked.error());
-  if ((*inode)->is_symlink()) return fail(std::errc::operation_not_permitted);
-  if (Impl::unprivileged(*this, ctx) && (starts_with(name, "trusted.") || starts_with(name, "security.")))
-    return fail(std::errc::operation_not_permitted);
+  auto target = Impl::xattr_to_change(*this, ctx, inode_id, name);
+  if (!target) return fail(target.error());
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
   return syscall_void(
-      [&] { return ::removexattr(ProcPath((*inode)->fd()).text, checked->c_str()); });
+      [&] { return ::removexattr(ProcPath(target->inode->fd()).text, target->name.c_str()); });
 }
 
 }  // namespace fuse_backend::passthrough
