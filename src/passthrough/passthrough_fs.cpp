@@ -368,6 +368,23 @@ class PassthroughFs::Impl {
     return reply;
   }
 
+  // The reply to create/tmpfile from the new file's open fd: its entry (one lookup reference,
+  // returned if the handle cannot be made) and its handle. The new inode is not pinned: the
+  // file is open already, so its O_PATH fd is not needed.
+  static Result<api::CreateReply> created_reply(PassthroughFs& fs, const api::Context& ctx,
+                                                const Inode& parent, UniqueFd fd, int host_flags) {
+    auto entry = entry_for_open_fd(fs, parent, fd.get());
+    if (!entry) return fail(entry.error());
+    auto inode = fs.inodes_.get(entry->inode);
+    if (!inode) return fail(static_cast<std::errc>(ESTALE));
+    auto opened = make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags);
+    if (!opened) {
+      fs.inodes_.forget(entry->inode, 1);
+      return fail(opened.error());
+    }
+    return api::CreateReply{*entry, *opened};
+  }
+
   // Opens an existing inode for the caller (open, and create of an existing name).
   static Result<api::OpenReply> open_inode(PassthroughFs& fs, const api::Context& ctx,
                                            PinnedInode inode, std::uint32_t flags,
@@ -929,7 +946,6 @@ Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId 
                       static_cast<mode_t>(mode));
     });
   }
-  api::CreateReply reply;
   if (!created) {
     if (created.error() != std::errc::file_exists || (flags & O_EXCL) != 0)
       return fail(created.error());
@@ -947,24 +963,9 @@ Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId 
       inodes_.forget(entry->inode, 1);
       return fail(opened.error());
     }
-    reply.entry = *entry;
-    reply.open = *opened;
-    return reply;
+    return api::CreateReply{*entry, *opened};
   }
-  UniqueFd fd(*created);
-  auto entry = Impl::entry_for_open_fd(*this, **parent, fd.get());
-  if (!entry) return fail(entry.error());
-  // Not pinned: the new file is open already, its inode's O_PATH fd is not needed.
-  auto inode = inodes_.get(entry->inode);
-  if (!inode) return fail(static_cast<std::errc>(ESTALE));
-  auto opened = Impl::make_handle(*this, ctx, std::move(inode), std::move(fd), host_flags);
-  if (!opened) {
-    inodes_.forget(entry->inode, 1);
-    return fail(opened.error());
-  }
-  reply.entry = *entry;
-  reply.open = *opened;
-  return reply;
+  return Impl::created_reply(*this, ctx, **parent, UniqueFd(*created), host_flags);
 }
 
 Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId parent_id,
@@ -983,21 +984,7 @@ Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId
     });
   }
   if (!created) return fail(created.error());
-  UniqueFd fd(*created);
-  auto entry = Impl::entry_for_open_fd(*this, **parent, fd.get());
-  if (!entry) return fail(entry.error());
-  // Not pinned: the new file is open already, its inode's O_PATH fd is not needed.
-  auto inode = inodes_.get(entry->inode);
-  if (!inode) return fail(static_cast<std::errc>(ESTALE));
-  auto opened = Impl::make_handle(*this, ctx, std::move(inode), std::move(fd), host_flags);
-  if (!opened) {
-    inodes_.forget(entry->inode, 1);
-    return fail(opened.error());
-  }
-  api::CreateReply reply;
-  reply.entry = *entry;
-  reply.open = *opened;
-  return reply;
+  return Impl::created_reply(*this, ctx, **parent, UniqueFd(*created), host_flags);
 }
 
 Result<std::size_t> PassthroughFs::read(const api::Context& ctx, InodeId inode,
