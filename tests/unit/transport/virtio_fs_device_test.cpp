@@ -554,13 +554,12 @@ TEST(FsDevice, QueuesAndFeatures) {
   EXPECT_EQ(device.device_features(), features::version_1 | features::indirect_desc | features::event_idx);
 }
 
-// Two request queues served from two threads, as the vhost-user back-end runs them.
-TEST(FsDeviceThreads, RequestQueuesRunConcurrently) {
-  testing::MemoryFs fs;
-  Guest<testing::MemoryFs> guest(fs, features::event_idx | features::indirect_desc, 2);
-  ASSERT_EQ(parse(guest.send(1, testing::init_request(7, 45, kernel_offer))).error(), 0);
+// Makes `count` directories through each of request queues 1 and 2 at the same time, one thread
+// per queue; every reply must answer its own request.
+template <class G>
+void mkdirs_on_two_queues(G& guest, int count) {
   auto worker = [&](std::size_t queue) {
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < count; ++i) {
       const std::string name = "q" + std::to_string(queue) + "-" + std::to_string(i);
       const std::uint64_t unique = queue * 1000 + static_cast<std::uint64_t>(i) + 10;
       auto made = parse(guest.send(queue, MessageBuilder(opcode::mkdir, 1, unique).add(abi::mkdir_in{0755, 0}).name(name).build(),
@@ -572,6 +571,14 @@ TEST(FsDeviceThreads, RequestQueuesRunConcurrently) {
   std::thread second(worker, 2);
   worker(1);
   second.join();
+}
+
+// Two request queues served from two threads, as the vhost-user back-end runs them.
+TEST(FsDeviceThreads, RequestQueuesRunConcurrently) {
+  testing::MemoryFs fs;
+  Guest<testing::MemoryFs> guest(fs, features::event_idx | features::indirect_desc, 2);
+  ASSERT_EQ(parse(guest.send(1, testing::init_request(7, 45, kernel_offer))).error(), 0);
+  mkdirs_on_two_queues(guest, 200);
   EXPECT_EQ(guest.device().stats(1).chains, 201u);
   EXPECT_EQ(guest.device().stats(2).chains, 200u);
   EXPECT_EQ(parse(guest.send(1, MessageBuilder(opcode::lookup, 1, 5).name("q2-199").build())).error(), 0);
@@ -680,19 +687,7 @@ TEST(FsDevicePool, ManyRequestsOnTwoQueues) {
   testing::MemoryFs fs;
   Guest<testing::MemoryFs> guest(fs, features::event_idx | features::indirect_desc, 2, 0, 4);
   ASSERT_EQ(parse(guest.send(1, testing::init_request(7, 45, kernel_offer))).error(), 0);
-  auto worker = [&](std::size_t queue) {
-    for (int i = 0; i < 100; ++i) {
-      const std::string name = "q" + std::to_string(queue) + "-" + std::to_string(i);
-      const std::uint64_t unique = queue * 1000 + static_cast<std::uint64_t>(i) + 10;
-      auto made = parse(guest.send(queue, MessageBuilder(opcode::mkdir, 1, unique).add(abi::mkdir_in{0755, 0}).name(name).build(),
-                                   {7, 45}, 256, {3, 20}));
-      EXPECT_EQ(made.error(), 0);
-      EXPECT_EQ(made.header.unique, unique);
-    }
-  };
-  std::thread second(worker, 2);
-  worker(1);
-  second.join();
+  mkdirs_on_two_queues(guest, 100);
   EXPECT_EQ(guest.device().stats(1).chains, 101u);
   EXPECT_EQ(guest.device().stats(2).chains, 100u);
   for (std::size_t q = 1; q <= 2; ++q) EXPECT_EQ(guest.device().stop_queue(q), guest.driver(q).avail_idx());
