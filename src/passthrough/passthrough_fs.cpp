@@ -529,6 +529,19 @@ class PassthroughFs::Impl {
     return fs.privileged_ && ctx.uid != 0;
   }
 
+  // unlink (flags 0) and rmdir (AT_REMOVEDIR): a valid component of a live directory, removed
+  // as the caller.
+  static Result<void> remove_entry(const PassthroughFs& fs, const api::Context& ctx, InodeId parent_id,
+                                   std::string_view name, int flags) noexcept {
+    auto parent = directory(fs, parent_id);
+    if (!parent) return fail(parent.error());
+    auto checked = new_component(name);
+    if (!checked) return fail(checked.error());
+    auto creds = as_caller(fs, ctx);
+    if (!creds) return fail(creds.error());
+    return syscall_void([&] { return ::unlinkat((*parent)->fd(), checked->c_str(), flags); });
+  }
+
   struct XattrTarget {
     PinnedInode inode;
     Name name;
@@ -856,24 +869,12 @@ Result<api::Entry> PassthroughFs::mkdir(const api::Context& ctx, InodeId parent_
 
 Result<void> PassthroughFs::unlink(const api::Context& ctx, InodeId parent_id,
                                    std::string_view name) {
-  auto parent = Impl::directory(*this, parent_id);
-  if (!parent) return fail(parent.error());
-  auto checked = new_component(name);
-  if (!checked) return fail(checked.error());
-  auto creds = Impl::as_caller(*this, ctx);
-  if (!creds) return fail(creds.error());
-  return syscall_void([&] { return ::unlinkat((*parent)->fd(), checked->c_str(), 0); });
+  return Impl::remove_entry(*this, ctx, parent_id, name, 0);
 }
 
 Result<void> PassthroughFs::rmdir(const api::Context& ctx, InodeId parent_id,
                                   std::string_view name) {
-  auto parent = Impl::directory(*this, parent_id);
-  if (!parent) return fail(parent.error());
-  auto checked = new_component(name);
-  if (!checked) return fail(checked.error());
-  auto creds = Impl::as_caller(*this, ctx);
-  if (!creds) return fail(creds.error());
-  return syscall_void([&] { return ::unlinkat((*parent)->fd(), checked->c_str(), AT_REMOVEDIR); });
+  return Impl::remove_entry(*this, ctx, parent_id, name, AT_REMOVEDIR);
 }
 
 Result<void> PassthroughFs::rename(const api::Context& ctx, InodeId old_parent_id,
