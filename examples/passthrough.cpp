@@ -99,6 +99,10 @@ Options:
                              mandatory  handles or fail (at start if SOURCE has none)
   threads=N                worker threads, 1..256 (default: one per CPU, at most 16); blocking
                            locks (F_SETLKW, flock) wait in at most N-1 of them, so one stays free
+  io_uring, no_io_uring    serve requests through FUSE-over-io_uring, one queue thread per CPU
+                           (default off; Linux >= 6.14 with the fuse module's enable_uring=1,
+                           else /dev/fuse, logged once). A contended blocking lock then answers
+                           EOPNOTSUPP instead of waiting: a waiting queue would hold up its CPU
   max_write=BYTES          largest read/write request, 4096..16777216 (default 1048576)
   max_read=BYTES           largest read the kernel sends (default: the kernel's)
   allow_other              users other than the mounter may access the mount
@@ -197,6 +201,8 @@ constexpr Flag flags[] = {
     {"writeback", [](Options& o) { o.fs.writeback = true; }},
     {"no_writeback", [](Options& o) { o.fs.writeback = false; }},
     {"passthrough_backing", [](Options& o) { o.fs.passthrough_backing = true; }},
+    {"io_uring", [](Options& o) { o.service.io_uring = true; }},
+    {"no_io_uring", [](Options& o) { o.service.io_uring = false; }},
     {"xattr", [](Options& o) { o.fs.xattr = true; }},
     {"noxattr", [](Options& o) { o.fs.xattr = false; }},
     {"no_xattr", [](Options& o) { o.fs.xattr = false; }},  // passthrough_ll's spelling
@@ -493,7 +499,8 @@ int serve(Options& options) {
 
   // Blocking locks (F_SETLKW, flock) may wait while one worker stays free for the unlock or the
   // INTERRUPT that ends the wait; with a single worker a contended one answers EOPNOTSUPP.
-  options.fs.max_lock_waiters = options.service.threads - 1;
+  // With io_uring each CPU has one queue thread, and the unlock may come from that same CPU.
+  options.fs.max_lock_waiters = options.service.io_uring ? 0 : options.service.threads - 1;
   auto fs = passthrough::PassthroughFs::create(options.fs);
   if (!fs) {
     const bool no_handles = options.fs.inode_file_handles == passthrough::InodeFileHandles::mandatory &&

@@ -58,6 +58,7 @@ class PassthroughMount : public ::testing::Test {
     ASSERT_TRUE(created) << std::make_error_code(created.error()).message();
     fs_ = std::move(*created);
     options.threads = threads;
+    options.io_uring = options.io_uring || io_uring_;
     transport::fusedev::MountOptions mount;
     mount.allow_other = true;
     mount.fsname = "passthrough_test";
@@ -91,6 +92,8 @@ class PassthroughMount : public ::testing::Test {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
+  // Serve through FUSE-over-io_uring (set by transport-parameterised suites).
+  bool io_uring_ = false;
   TempDir source_{"passthrough_source"};
   std::unique_ptr<PassthroughFs> fs_;
   std::optional<ServedMount<PassthroughFs>> mount_;  // destroyed before fs_

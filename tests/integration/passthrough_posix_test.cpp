@@ -1,5 +1,7 @@
 // POSIX behaviour of PassthroughFs through a real mount: every op via ordinary system calls on
-// the mountpoint, checked against the source directory. Needs root and /dev/fuse.
+// the mountpoint, checked against the source directory. Every test runs twice: served over
+// /dev/fuse, and over FUSE-over-io_uring (which must then have carried requests). Needs root
+// and /dev/fuse.
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <dirent.h>
 #include <linux/fs.h>
@@ -15,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <support/fuse_io_uring.hpp>
+
 #include "passthrough_mount_fixture.hpp"
 
 namespace fuse_backend::passthrough::testing {
@@ -22,7 +26,27 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TEST_F(PassthroughMount, FilesReadWriteAppendTruncate) {
+enum class Transport { dev_fuse, io_uring };
+
+class PassthroughPosix : public PassthroughMount, public ::testing::WithParamInterface<Transport> {
+ protected:
+  static void SetUpTestSuite() { ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), ""); }
+  PassthroughPosix() { io_uring_ = GetParam() == Transport::io_uring; }
+  void TearDown() override {
+    // Still mounted: the ring must have served this test's requests, not /dev/fuse alone.
+    if (io_uring_ && mount_) {
+      EXPECT_GT(mount_->service().io_uring_requests(), 0u);
+    }
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Transports, PassthroughPosix,
+                         ::testing::Values(Transport::dev_fuse, Transport::io_uring),
+                         [](const ::testing::TestParamInfo<Transport>& param) {
+                           return param.param == Transport::io_uring ? "io_uring" : "dev_fuse";
+                         });
+
+TEST_P(PassthroughPosix, FilesReadWriteAppendTruncate) {
   start();
   write_file(path("f"), "hello");
   EXPECT_EQ(read_file(host("f")), "hello");
@@ -52,7 +76,7 @@ TEST_F(PassthroughMount, FilesReadWriteAppendTruncate) {
   EXPECT_EQ(errno, EEXIST);
 }
 
-TEST_F(PassthroughMount, AttributesChmodChownUtimesStatfs) {
+TEST_P(PassthroughPosix, AttributesChmodChownUtimesStatfs) {
   start();
   write_file(path("f"), "12345");
   struct stat through {}, direct {};
@@ -83,7 +107,7 @@ TEST_F(PassthroughMount, AttributesChmodChownUtimesStatfs) {
   EXPECT_EQ(::syncfs(UniqueFd(::open(path().c_str(), O_RDONLY)).get()), 0);
 }
 
-TEST_F(PassthroughMount, DirectoriesListingAndRemoval) {
+TEST_P(PassthroughPosix, DirectoriesListingAndRemoval) {
   start();
   ASSERT_EQ(::mkdir(path("d").c_str(), 0755), 0);
   std::set<std::string> expected = {".", ".."};
@@ -114,7 +138,7 @@ TEST_F(PassthroughMount, DirectoriesListingAndRemoval) {
   ::closedir(d);
 }
 
-TEST_F(PassthroughMount, RenameVariants) {
+TEST_P(PassthroughPosix, RenameVariants) {
   start();
   write_file(path("a"), "A");
   write_file(path("b"), "B");
@@ -140,7 +164,7 @@ TEST_F(PassthroughMount, RenameVariants) {
   EXPECT_EQ(st.st_rdev, makedev(0, 0));
 }
 
-TEST_F(PassthroughMount, HardLinksAndInodeIdentity) {
+TEST_P(PassthroughPosix, HardLinksAndInodeIdentity) {
   start();
   write_file(path("a"), "shared");
   ASSERT_EQ(::mkdir(path("d").c_str(), 0755), 0);
@@ -164,7 +188,7 @@ TEST_F(PassthroughMount, HardLinksAndInodeIdentity) {
   EXPECT_EQ(c.st_ino, b.st_ino);
 }
 
-TEST_F(PassthroughMount, SymlinksAndSpecialFiles) {
+TEST_P(PassthroughPosix, SymlinksAndSpecialFiles) {
   start();
   ASSERT_EQ(::symlink("target/of/link", path("link").c_str()), 0);
   char buffer[64] = {};
@@ -184,7 +208,7 @@ TEST_F(PassthroughMount, SymlinksAndSpecialFiles) {
   EXPECT_FALSE(open_file(path("null"), O_RDONLY).valid());
 }
 
-TEST_F(PassthroughMount, PermissionsAreCheckedAsTheCaller) {
+TEST_P(PassthroughPosix, PermissionsAreCheckedAsTheCaller) {
   ::chmod(source_.str().c_str(), 0755);  // mkdtemp made it 0700: nobody else could search it
   start();
   write_file(host("secret"), "root only");
@@ -216,7 +240,7 @@ TEST_F(PassthroughMount, PermissionsAreCheckedAsTheCaller) {
   EXPECT_EQ(read_file(host("secret")), "root only");
 }
 
-TEST_F(PassthroughMount, ExtendedAttributes) {
+TEST_P(PassthroughPosix, ExtendedAttributes) {
   start();
   write_file(path("f"), "");
   ASSERT_EQ(::setxattr(path("f").c_str(), "user.color", "blue", 4, 0), 0) << errno_text();
@@ -235,7 +259,7 @@ TEST_F(PassthroughMount, ExtendedAttributes) {
   EXPECT_EQ(errno, ENODATA);
 }
 
-TEST_F(PassthroughMount, LocksBetweenTwoProcesses) {
+TEST_P(PassthroughPosix, LocksBetweenTwoProcesses) {
   start();
   write_file(path("f"), "0123456789");
   UniqueFd fd = open_file(path("f"), O_RDWR);
@@ -285,7 +309,7 @@ TEST_F(PassthroughMount, LocksBetweenTwoProcesses) {
             0);
 }
 
-TEST_F(PassthroughMount, TmpfileCanBeLinkedIn) {
+TEST_P(PassthroughPosix, TmpfileCanBeLinkedIn) {
   start();
   UniqueFd fd(::open(path().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
   ASSERT_TRUE(fd.valid()) << errno_text();
@@ -300,7 +324,7 @@ TEST_F(PassthroughMount, TmpfileCanBeLinkedIn) {
   EXPECT_EQ(read_file(host("named")), "tmp");
 }
 
-TEST_F(PassthroughMount, SparseFilesLargeOffsetsAndSeekDataHole) {
+TEST_P(PassthroughPosix, SparseFilesLargeOffsetsAndSeekDataHole) {
   start();
   UniqueFd fd = open_file(path("sparse"), O_RDWR | O_CREAT);
   ASSERT_TRUE(fd.valid());
@@ -325,7 +349,7 @@ TEST_F(PassthroughMount, SparseFilesLargeOffsetsAndSeekDataHole) {
   EXPECT_LT(st.st_blocks, (1 << 20) / 512);
 }
 
-TEST_F(PassthroughMount, CopyFileRange) {
+TEST_P(PassthroughPosix, CopyFileRange) {
   start();
   std::string data(1 << 20, 'x');
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 26);
@@ -343,7 +367,7 @@ TEST_F(PassthroughMount, CopyFileRange) {
   EXPECT_EQ(read_file(host("out")), data.substr(100, 500000));
 }
 
-TEST_F(PassthroughMount, UnicodeLongNamesAndDeepTrees) {
+TEST_P(PassthroughPosix, UnicodeLongNamesAndDeepTrees) {
   start();
   const std::string unicode = "Grüße-日本語-🙂-ñ";
   write_file(path(unicode), "u");
@@ -370,7 +394,7 @@ TEST_F(PassthroughMount, UnicodeLongNamesAndDeepTrees) {
   EXPECT_EQ(depth, 65u);  // 64 directories and the leaf
 }
 
-TEST_F(PassthroughMount, InodeFlagsIoctl) {
+TEST_P(PassthroughPosix, InodeFlagsIoctl) {
   start();
   write_file(path("f"), "");
   UniqueFd fd = open_file(path("f"), O_RDONLY);
@@ -384,7 +408,7 @@ TEST_F(PassthroughMount, InodeFlagsIoctl) {
   EXPECT_NE(host_flags & FS_NOATIME_FL, 0);
 }
 
-TEST_F(PassthroughMount, ForgetReleasesInodesAfterUse) {
+TEST_P(PassthroughPosix, ForgetReleasesInodesAfterUse) {
   start();
   for (int i = 0; i < 20; ++i) write_file(path("f" + std::to_string(i)), "x");
   EXPECT_GT(fs_->inode_count(), 20u);

@@ -60,6 +60,9 @@ struct ServerOptions {
   std::uint16_t congestion_threshold = 48;
   // Mask of abi::init_flags the user allows; the default allows everything possible.
   std::uint64_t enabled_init_flags = ~std::uint64_t{0};
+  // Flags the transport itself implements, taken whenever the kernel offers them, whatever the
+  // filesystem says (fusedev's io_uring service sets FUSE_OVER_IO_URING).
+  std::uint64_t transport_init_flags = 0;
   // Reported with FUSE_PASSTHROUGH: how deep stacked filesystems may be below backing files.
   std::uint32_t max_stack_depth = 1;
   RequestObserver* observer = nullptr;
@@ -160,6 +163,9 @@ class Server {
   // True after DESTROY until the next INIT.
   bool destroyed() const noexcept { return destroyed_.load(std::memory_order_acquire); }
   std::uint64_t negotiated_flags() const noexcept { return flags_.load(std::memory_order_acquire); }
+  // Replaces ServerOptions::transport_init_flags, for a transport that learns what it can do
+  // only when it starts. Before the first request only.
+  void set_transport_init_flags(std::uint64_t flags) noexcept { options_.transport_init_flags = flags; }
   std::uint32_t protocol_minor() const noexcept { return minor_.load(std::memory_order_acquire); }
   std::uint32_t max_write() const noexcept { return options_.max_write; }
   // The request buffer a /dev/fuse reader needs: max_write plus room for every header.
@@ -795,6 +801,9 @@ Result<Disposition> Server<T, Fs>::handle_init(Request& request, detail::ByteCur
     if (!chosen) return reply_error(request, chosen.error());
     wanted = *chosen & offered;
   }
+  // Transport flags may live in flags2, which the kernel reads only with INIT_EXT.
+  if (const auto transport = kernel & options_.transport_init_flags & options_.enabled_init_flags; transport != 0)
+    wanted |= transport | (kernel & abi::init_flags::init_ext);
   if (in->minor < 36) wanted &= 0xffff'ffffu & ~abi::init_flags::init_ext;
 
   const auto words = abi::split_init_flags(wanted);

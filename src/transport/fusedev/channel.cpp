@@ -33,10 +33,10 @@ std::size_t Reader::read(std::span<std::byte> out) noexcept {
   return n;
 }
 
-Result<void> Writer::commit(const abi::out_header& header) noexcept {
+Result<void> Channel::send(const abi::out_header& header, std::span<const std::byte> payload) noexcept {
   std::array<iovec, 2> iov{{{const_cast<abi::out_header*>(&header), sizeof(header)},
-                            {buffer_.data(), used_}}};
-  const int count = used_ == 0 ? 1 : 2;
+                            {const_cast<std::byte*>(payload.data()), payload.size()}}};
+  const int count = payload.empty() ? 1 : 2;
   return detail::syscall_void([&] { return ::writev(fd_, iov.data(), count); });
 }
 
@@ -110,7 +110,5 @@ Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bo
     if (got.error() != std::errc::no_such_file_or_directory) return fail(got.error());
   }
 }
-
-Writer Channel::writer() noexcept { return Writer(fd_, std::span<std::byte>(reply_)); }
 
 }  // namespace fuse_backend::transport::fusedev

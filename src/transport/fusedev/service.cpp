@@ -6,16 +6,54 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
 #include <system_error>
 
 #include <fuse_backend/detail/syscall.hpp>
 
+namespace fuse_backend::transport::fusedev {
+
+unsigned possible_cpus() noexcept {
+  // "0-1", "0", "0-3,5": the queues are numbered up to the highest CPU id.
+  try {
+    std::ifstream file("/sys/devices/system/cpu/possible");
+    std::string text;
+    if (!std::getline(file, text) || text.empty()) return 0;
+    const std::size_t last = text.find_last_of(",-");
+    return static_cast<unsigned>(std::stoul(last == std::string::npos ? text : text.substr(last + 1))) + 1;
+  } catch (...) {
+    return 0;
+  }
+}
+
+}  // namespace fuse_backend::transport::fusedev
+
 namespace fuse_backend::transport::fusedev::impl {
 namespace {
+
+detail::UniqueFd make_event_fd(std::errc& error) noexcept {
+  auto fd = detail::syscall_result<int>([] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
+  if (!fd) {
+    error = fd.error();
+    return {};
+  }
+  return detail::UniqueFd(*fd);
+}
+
+// Makes an eventfd readable for good (never drained).
+void signal_event(int fd) noexcept {
+  const std::uint64_t one = 1;
+  (void)detail::syscall_result([&] { return ::write(fd, &one, sizeof(one)); });
+}
 
 // Does nothing: its only job is to be a handler, so that the signal interrupts read(2).
 void on_wake_signal(int) {}
@@ -53,14 +91,20 @@ constexpr std::chrono::milliseconds rewake_interval{2};
 
 }  // namespace
 
-ServiceCore::ServiceCore(int session_fd, unsigned threads, int wake_signal) noexcept
-    : session_fd_(session_fd), thread_count_(threads == 0 ? 1 : threads), wake_signal_(wake_signal) {
-  // Level-triggered and never drained: once set, join() sees it whenever it looks.
-  auto fd = detail::syscall_result<int>([] { return ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); });
-  if (fd) {
-    stop_fd_.reset(*fd);
+ServiceCore::ServiceCore(int session_fd, unsigned threads, unsigned ring_queues, unsigned ring_depth,
+                         int wake_signal) noexcept
+    : session_fd_(session_fd),
+      thread_count_(threads == 0 ? 1 : threads),
+      ring_queues_(ring_queues),
+      ring_depth_(ring_depth),
+      wake_signal_(wake_signal) {
+  // Level-triggered and never drained: once set, join() (and the queue threads) see it whenever
+  // they look.
+  stop_fd_ = make_event_fd(stop_fd_error_);
+  if (ring_queues_ != 0) {
+    ring_fd_ = make_event_fd(stop_fd_error_);
   } else {
-    stop_fd_error_ = fd.error();
+    ring_state_.store(ring_unused);
   }
 }
 
@@ -69,25 +113,45 @@ ServiceCore::~ServiceCore() {
   (void)join();
 }
 
-Result<void> ServiceCore::start(std::size_t buffer_size, Serve serve, void* service) {
-  if (!stop_fd_) return fail(stop_fd_error_);
+Result<void> ServiceCore::start(const Hooks& hooks) {
+  if (!stop_fd_ || (ring_queues_ != 0 && !ring_fd_)) return fail(stop_fd_error_);
   if (!workers_.empty()) return fail(std::errc::operation_in_progress);
   if (auto installed = install_wake_handler(wake_signal_); !installed) return installed;
   std::vector<std::unique_ptr<Worker>> workers;
   try {
     for (unsigned i = 0; i < thread_count_; ++i) {
-      auto channel = i == 0 ? Result<Channel>(Channel(session_fd_, buffer_size))
-                            : Channel::clone(session_fd_, buffer_size);
+      auto channel = i == 0 ? Result<Channel>(Channel(session_fd_, hooks.buffer_size))
+                            : Channel::clone(session_fd_, hooks.buffer_size);
       if (!channel) return fail(channel.error());
       if (auto blocking = make_blocking(channel->fd()); !blocking) return blocking;
       auto worker = std::make_unique<Worker>(std::move(*channel));
       workers.push_back(std::move(worker));
     }
+    for (unsigned qid = 0; qid < ring_queues_; ++qid) workers.push_back(std::make_unique<Worker>(qid));
     workers_ = std::move(workers);
     published_.store(workers_.size(), std::memory_order_release);
-    for (auto& worker : workers_) {
-      Worker* w = worker.get();
-      w->thread = std::thread([this, serve, service, w] { run(*w, serve, service); });
+    // Queue threads first: every queue must exist before INIT may announce io_uring, because
+    // once it has, the kernel holds back all requests until every queue has registered.
+    for (unsigned i = thread_count_; i < workers_.size(); ++i) {
+      Worker* w = workers_[i].get();
+      w->thread = std::thread([=, this] { run(*w, hooks); });
+    }
+    bool ring_usable = false;
+    if (ring_queues_ != 0) {
+      std::unique_lock lock(mutex_);
+      created_.wait(lock, [&] { return rings_created_ == ring_queues_; });
+      ring_usable = !ring_error_;
+    }
+    if (ring_queues_ != 0 && !ring_usable) {
+      fmt::print(stderr, "fuse_backend: cannot set up FUSE-over-io_uring ({}); serving over /dev/fuse\n",
+                 std::make_error_code(*ring_error_).message());
+      ring_state_.store(ring_unused);
+      signal_event(ring_fd_.get());
+    }
+    hooks.ring_usable(hooks.service, ring_usable);
+    for (unsigned i = 0; i < thread_count_; ++i) {
+      Worker* w = workers_[i].get();
+      w->thread = std::thread([=, this] { run(*w, hooks); });
     }
   } catch (const std::system_error& e) {  // std::thread could not start one
     stop();
@@ -101,7 +165,7 @@ Result<void> ServiceCore::start(std::size_t buffer_size, Serve serve, void* serv
   return {};
 }
 
-void ServiceCore::run(Worker& worker, Serve serve, void* service) noexcept {
+void ServiceCore::run(Worker& worker, const Hooks& hooks) noexcept {
   // Threads inherit the starter's mask (SignalWatcher blocks SIGINT/SIGTERM there, and they must
   // stay blocked); only the wake signal must get through to interrupt read(2).
   sigset_t wake;
@@ -111,13 +175,69 @@ void ServiceCore::run(Worker& worker, Serve serve, void* service) noexcept {
   // Published before the first flag check (both sequentially consistent): stop() either finds
   // the tid or the worker finds the flag.
   worker.tid.store(::gettid());
-  serve(service, worker.channel, stopping_);
+  if (worker.channel) {
+    hooks.serve(hooks.service, *worker.channel, stopping_);
+  } else {
+    run_ring(worker, hooks);
+  }
   worker.tid.store(0);
   {
     std::lock_guard lock(mutex_);
     worker.ended = true;
   }
   ended_.notify_all();
+}
+
+void ServiceCore::open_ring(bool use) noexcept {
+  int expected = ring_waiting;
+  if (!ring_state_.compare_exchange_strong(expected, use ? ring_open : ring_unused)) return;
+  if (!use) {
+    fmt::print(stderr,
+               "fuse_backend: the kernel does not offer FUSE-over-io_uring (Linux >= 6.14 with "
+               "fuse.enable_uring=1); serving over /dev/fuse\n");
+  }
+  signal_event(ring_fd_.get());
+}
+
+bool ServiceCore::wait_for_ring() noexcept {
+  std::array<pollfd, 2> events{{{ring_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}}};
+  // A signal (stop()) interrupts the poll: the flag is checked before sleeping again.
+  while (!stopping_.load() && ring_state_.load(std::memory_order_acquire) == ring_waiting) {
+    (void)::poll(events.data(), events.size(), -1);
+  }
+  return !stopping_.load() && ring_state_.load(std::memory_order_acquire) == ring_open;
+}
+
+void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
+  // The kernel hands this queue the requests of callers on CPU qid: serve them there. A CPU this
+  // thread may not run on (cpuset, offline) leaves it unpinned.
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(worker.qid, &cpus);
+  (void)::sched_setaffinity(0, sizeof(cpus), &cpus);
+  auto queue = UringQueue::create(session_fd_, worker.qid, ring_depth_, hooks.buffer_size);
+  {
+    std::lock_guard lock(mutex_);
+    ++rings_created_;
+    if (!queue && !ring_error_) ring_error_ = queue.error();
+  }
+  created_.notify_all();
+  if (!queue || !wait_for_ring()) return;
+  auto served = queue->serve(hooks.serve_ring, hooks.service, hooks.backing, stopping_, worker.served);
+  if (served) return;
+  if (queue->delivered()) return record_error(served.error());
+  // Refused before any request: the kernel turned io_uring off and stays on /dev/fuse.
+  if (!ring_refused_.exchange(true)) {
+    fmt::print(stderr, "fuse_backend: the kernel refused FUSE-over-io_uring queue {} ({}); serving over /dev/fuse\n",
+               worker.qid, std::make_error_code(served.error()).message());
+  }
+}
+
+std::uint64_t ServiceCore::ring_requests() const noexcept {
+  std::uint64_t total = 0;
+  const std::size_t count = published_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < count; ++i) total += workers_[i]->served.load(std::memory_order_relaxed);
+  return total;
 }
 
 void ServiceCore::wake_workers() const noexcept {

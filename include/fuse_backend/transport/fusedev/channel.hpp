@@ -69,11 +69,24 @@ class Reader final : public api::ZeroCopyReader {
   api::BackingFiles* backing_ = nullptr;
 };
 
-// The reply to one request: payload appended into the channel's reply buffer.
+// Where a Writer's commit() delivers a reply: the device (Channel: one writev) or an io_uring
+// entry (UringQueue: the entry's buffers, then one COMMIT_AND_FETCH).
+class ReplySink {
+ public:
+  // ENOENT from the kernel means the request is gone (it was interrupted and the kernel no
+  // longer waits for it); ENODEV that it was unmounted.
+  virtual Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept = 0;
+
+ protected:
+  ~ReplySink() = default;
+};
+
+// The reply to one request: payload appended into a buffer of the sink's.
 class Writer final : public api::ZeroCopyWriter {
  public:
   Writer() noexcept = default;
-  Writer(int fd, std::span<std::byte> payload_buffer) noexcept : fd_(fd), buffer_(payload_buffer) {}
+  Writer(ReplySink& sink, std::span<std::byte> payload_buffer) noexcept
+      : sink_(&sink), buffer_(payload_buffer) {}
 
   std::size_t written() const noexcept { return used_; }
   std::size_t available() const noexcept override { return buffer_.size() - used_; }
@@ -83,15 +96,16 @@ class Writer final : public api::ZeroCopyWriter {
     return true;
   }
   void discard() noexcept { used_ = 0; }
-  // One writev of `header` and the payload. ENOENT from the kernel means the request is gone
-  // (it was interrupted and the kernel no longer waits for it); ENODEV that it was unmounted.
-  Result<void> commit(const abi::out_header& header) noexcept;
+  // Hands `header` and the payload to the sink.
+  Result<void> commit(const abi::out_header& header) noexcept {
+    return sink_->send(header, std::span<const std::byte>(buffer_.data(), used_));
+  }
 
   Result<std::size_t> write_from(int fd, std::size_t count, std::uint64_t offset) noexcept override;
   std::size_t write(std::span<const std::byte> in) noexcept override;
 
  private:
-  int fd_ = -1;
+  ReplySink* sink_ = nullptr;
   std::span<std::byte> buffer_;
   std::size_t used_ = 0;
 };
@@ -125,7 +139,7 @@ class DeviceBackingFiles final : public api::BackingFiles {
   int fd_;
 };
 
-class Channel {
+class Channel final : public ReplySink {
  public:
   // A channel on `fd`, borrowed (the Session's fd) with buffers of `buffer_size` bytes each
   // (raised to min_read_buffer). Allocates its buffers here, once.
@@ -143,7 +157,9 @@ class Channel {
   // valid until the next receive().
   Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
   // A fresh writer over the reply buffer, valid until the next writer().
-  Writer writer() noexcept;
+  Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_)); }
+  // One writev of `header` and `payload`: the kernel takes one write as one whole message.
+  Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept override;
 
  private:
   Channel(detail::UniqueFd owned, std::size_t buffer_size);

@@ -17,6 +17,15 @@
 // The default, SIGURG, is ignored by default, so a stray or late one can never kill the process;
 // start() refuses (EBUSY) a wake signal for which the application installed its own handler.
 //
+// FUSE-over-io_uring (ServiceOptions::io_uring): start() also starts one queue thread per
+// possible CPU. They wait until a /dev/fuse worker has answered INIT; if the kernel offered
+// FUSE_OVER_IO_URING (Linux >= 6.14, fuse.enable_uring=1) and the reply took it, each pins itself
+// to its CPU and serves that CPU's requests through a UringQueue; the /dev/fuse workers keep
+// serving what the kernel still sends there (FORGET, INTERRUPT). Otherwise the queue threads end
+// at once and the /dev/fuse workers serve everything (said once on stderr). A queue thread is
+// one thread per CPU by design, so a request that blocks (a waiting lock) holds up the requests
+// of its CPU: run such filesystems with lock waits bounded (passthrough's max_lock_waiters = 0).
+//
 // A Service ends when
 //   - stop() is called (async-signal-safe: atomics, one write(2) to an eventfd that join()
 //     sleeps on, one tgkill(2) per worker; errno preserved), or
@@ -51,6 +60,7 @@
 #include <fuse_backend/result.hpp>
 #include <fuse_backend/transport/fusedev/channel.hpp>
 #include <fuse_backend/transport/fusedev/session.hpp>
+#include <fuse_backend/transport/fusedev/uring_queue.hpp>
 
 namespace fuse_backend::transport::fusedev {
 
@@ -61,27 +71,55 @@ struct ServiceOptions {
   // The signal stop() sends to wake workers blocked in read(2). The Service installs a no-op
   // handler for it (once, process-wide); pick another if the application handles SIGURG.
   int wake_signal = SIGURG;
+  // Serve through FUSE-over-io_uring when the kernel offers it (see above).
+  bool io_uring = false;
+  // Requests each io_uring queue holds at once (entries of max_write bytes each).
+  unsigned io_uring_depth = 2;
 };
+
+// The kernel's FUSE queues are per possible CPU: how many there are (0 when unknown).
+unsigned possible_cpus() noexcept;
 
 namespace impl {
 
 // The non-template part of Service: stop flag and wake-ups, workers' channels and threads, the
-// outcome.
+// io_uring queues, the outcome.
 class ServiceCore {
  public:
   // Serves until `stopping` is set (Channel::receive then reports operation_canceled) or the
   // session ends.
   using Serve = void (*)(void* service, Channel& channel, const std::atomic<bool>& stopping);
 
-  ServiceCore(int session_fd, unsigned threads, int wake_signal) noexcept;
+  // `ring_queues` io_uring queue threads (0: none) besides the `threads` /dev/fuse workers.
+  ServiceCore(int session_fd, unsigned threads, unsigned ring_queues, unsigned ring_depth,
+              int wake_signal) noexcept;
   ~ServiceCore();
   ServiceCore(const ServiceCore&) = delete;
   ServiceCore& operator=(const ServiceCore&) = delete;
 
-  // Installs the wake signal's handler, creates the channels (cloning fds, all made blocking) and
-  // starts one thread per channel running serve(service, channel, stopping). On failure nothing
-  // is left running.
-  Result<void> start(std::size_t buffer_size, Serve serve, void* service);
+  struct Hooks {
+    void* service;
+    std::size_t buffer_size;  // of each channel buffer and io_uring payload
+    Serve serve;
+    UringQueue::Handler serve_ring;
+    // Called once the io_uring queues exist (true) or could not be made (false), before the
+    // first /dev/fuse read.
+    void (*ring_usable)(void* service, bool usable);
+    api::BackingFiles* backing;
+  };
+
+  // Installs the wake signal's handler, creates the channels (cloning fds, all made blocking),
+  // starts the io_uring queue threads (each creates its queue, then waits for open_ring() and
+  // hands each request to hooks.serve_ring) and then one thread per channel running
+  // hooks.serve(service, channel, stopping). On failure nothing is left running. `hooks` must
+  // outlive the threads.
+  Result<void> start(const Hooks& hooks);
+  // After INIT: lets the io_uring queue threads serve (`use`) or end (the kernel did not take
+  // it). Only the first call counts.
+  void open_ring(bool use) noexcept;
+  bool ring_pending() const noexcept { return ring_state_.load(std::memory_order_acquire) == ring_waiting; }
+  // Requests served through io_uring so far, over all queues.
+  std::uint64_t ring_requests() const noexcept;
   // Async-signal-safe.
   void stop() noexcept;
   // Waits for every worker; after stop() keeps waking those that have not ended.
@@ -92,22 +130,40 @@ class ServiceCore {
   int session_fd() const noexcept { return session_fd_; }
 
  private:
+  // A /dev/fuse worker (with a channel) or an io_uring queue thread (queue id `qid`).
   struct Worker {
     explicit Worker(Channel c) noexcept : channel(std::move(c)) {}
-    Channel channel;
+    explicit Worker(unsigned queue) noexcept : qid(queue) {}
+    std::optional<Channel> channel;
+    unsigned qid = 0;
+    std::atomic<std::uint64_t> served{0};  // io_uring requests
     std::thread thread;
     // The kernel thread id while the worker runs (0 before and after): what stop() signals.
     std::atomic<pid_t> tid{0};
     bool ended = false;  // under mutex_
   };
 
-  void run(Worker& worker, Serve serve, void* service) noexcept;
+  void run(Worker& worker, const Hooks& hooks) noexcept;
+  void run_ring(Worker& worker, const Hooks& hooks) noexcept;
+  // Sleeps until open_ring() or stop(); true when the ring is to be served.
+  bool wait_for_ring() noexcept;
   // Signals each worker still running. Async-signal-safe.
   void wake_workers() const noexcept;
 
+  static constexpr int ring_waiting = 0, ring_open = 1, ring_unused = 2;
+
   int session_fd_;
   unsigned thread_count_;
+  unsigned ring_queues_;
+  unsigned ring_depth_;
   int wake_signal_;
+  std::atomic<int> ring_state_{ring_waiting};
+  std::atomic<bool> ring_refused_{false};  // said so on stderr
+  unsigned rings_created_ = 0;             // queue threads done creating theirs (under mutex_)
+  std::optional<std::errc> ring_error_;    // the first that failed (under mutex_)
+  std::condition_variable created_;
+  // Readable once open_ring() decided: the queue threads sleep on it.
+  detail::UniqueFd ring_fd_;
   std::atomic<bool> stopping_{false};
   // Readable once stop() was called: join() sleeps on it instead of polling the flag.
   detail::UniqueFd stop_fd_;
@@ -128,8 +184,9 @@ class Service {
   using Server = api::Server<Transport, Fs>;
 
   Service(Session& session, Fs& fs, ServiceOptions options = {}) noexcept
-      : server_(fs, options.server),
-        core_(session.fd(), options.threads, options.wake_signal),
+      : server_(fs, server_options(options)),
+        core_(session.fd(), options.threads, options.io_uring ? possible_cpus() : 0,
+              options.io_uring_depth, options.wake_signal),
         notifier_(session.fd()),
         backing_(session.fd()) {}
   Service(const Service&) = delete;
@@ -140,7 +197,11 @@ class Service {
   }
 
   // Starts the workers; returns once they run (or with the error that prevented it).
-  Result<void> start() { return core_.start(server_.buffer_size(), &Service::serve, this); }
+  Result<void> start() {
+    hooks_ = {this, server_.buffer_size(), &Service::serve, &Service::serve_ring_request,
+              &Service::ring_usable, &backing_};
+    return core_.start(hooks_);
+  }
   // Asks every worker to return after its current request. Async-signal-safe.
   void stop() noexcept { core_.stop(); }
   // Waits for every worker; success after stop(), an unmount or DESTROY.
@@ -154,10 +215,28 @@ class Service {
   // For api/notify.hpp: notifications go out on the session fd.
   api::Notifier& notifier() noexcept { return notifier_; }
   Server& server() noexcept { return server_; }
+  // Requests served through FUSE-over-io_uring so far (0 without it).
+  std::uint64_t io_uring_requests() const noexcept { return core_.ring_requests(); }
 
  private:
+  static api::ServerOptions server_options(const ServiceOptions& options) noexcept {
+    api::ServerOptions server = options.server;
+    if (options.io_uring) server.transport_init_flags |= abi::init_flags::over_io_uring;
+    return server;
+  }
+
   static void serve(void* self, Channel& channel, const std::atomic<bool>& stopping) {
     static_cast<Service*>(self)->serve_loop(channel, stopping);
+  }
+
+  static void ring_usable(void* self, bool usable) {
+    if (!usable) static_cast<Service*>(self)->server_.set_transport_init_flags(0);
+  }
+
+  static void serve_ring_request(void* self, Reader& reader, Writer& writer) {
+    auto& service = *static_cast<Service*>(self);
+    (void)service.server_.handle(reader, writer);  // a reply that cannot be sent ends the ring
+    if (service.server_.destroyed()) service.stop();
   }
 
   void serve_loop(Channel& channel, const std::atomic<bool>& stopping) noexcept {
@@ -170,6 +249,9 @@ class Service {
       }
       Writer writer = channel.writer();
       auto handled = server_.handle(*reader, writer);
+      if (core_.ring_pending() && server_.initialized()) {
+        core_.open_ring((server_.negotiated_flags() & abi::init_flags::over_io_uring) != 0);
+      }
       // A reply that cannot be sent: ENODEV = unmounted meanwhile; ENOENT = the kernel dropped
       // the (interrupted) request; anything else concerns that one request only.
       if (!handled && handled.error() == std::errc::no_such_device) return stop();
@@ -178,6 +260,7 @@ class Service {
   }
 
   Server server_;
+  impl::ServiceCore::Hooks hooks_{};
   impl::ServiceCore core_;
   DeviceNotifier notifier_;
   DeviceBackingFiles backing_;

@@ -1,0 +1,123 @@
+// UringQueue: one FUSE-over-io_uring queue (Linux >= 6.14, FUSE_OVER_IO_URING negotiated).
+//
+// Layer: transport::fusedev. The kernel keeps one request queue per possible CPU and hands a
+// request to the queue of the CPU its caller runs on. A UringQueue serves one of them from one
+// thread: its own io_uring holds `depth` entries registered with FUSE_IO_URING_CMD_REGISTER, each
+// a header buffer (fuse_uring_req_header) and a payload buffer. A completion means an entry holds
+// a request; the reply goes back into the same buffers and one COMMIT_AND_FETCH both completes
+// it and re-arms the entry, so a request costs one io_uring_enter instead of a read(2) and a
+// writev(2), and is served on the CPU that asked (see Service, ServiceOptions::io_uring).
+//
+// What the Server sees: the same fusedev::Reader and Writer as for /dev/fuse. The kernel splits
+// a request into in_header (in_out), the opcode's fixed argument struct (op_in) and the rest
+// (payload, `payload_sz` bytes); the entry's memory is laid out so that in_header + op struct
+// are copied (at most 168 bytes) right in front of the payload, making the request one
+// contiguous, bounds-checked span. Its length is cross-checked: in_header.len must equal
+// 40 + op struct (<= 128 bytes) + payload_sz, or the request gets EIO without being parsed.
+// The reply is built behind the request's payload (so a reply never overwrites request bytes
+// the filesystem may still be reading) and moved to the payload's start at commit. Every
+// request taken from the ring gets a commit, also one the Server did not answer (EIO), or the
+// entry would be lost.
+//
+// Teardown: an unmount or abort completes pending entries with ENOTCONN/ECONNABORTED; serve()
+// then returns success. Entry buffers stay allocated until the UringQueue is destroyed, after
+// the ring (whose close cancels what is still pending).
+//
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include <fuse_backend/abi/kernel.hpp>
+#include <fuse_backend/api/backing.hpp>
+#include <fuse_backend/detail/io_uring.hpp>
+#include <fuse_backend/result.hpp>
+#include <fuse_backend/transport/fusedev/channel.hpp>
+
+namespace fuse_backend::transport::fusedev {
+
+// One registered entry: header and payload buffers in one page-aligned anonymous mapping.
+class UringEntry final : public ReplySink {
+ public:
+  // Memory for a payload of `payload_size` bytes (the connection's max_payload_sz or more).
+  static Result<std::unique_ptr<UringEntry>> create(std::size_t payload_size) noexcept;
+  ~UringEntry();
+  UringEntry(const UringEntry&) = delete;
+  UringEntry& operator=(const UringEntry&) = delete;
+
+  // The two iovecs FUSE_IO_URING_CMD_REGISTER points at.
+  const iovec* buffers() const noexcept { return iov_; }
+  abi::uring_req_header& header() noexcept { return *header_; }
+
+  // The request the kernel left in the buffers, as one contiguous span (see the file comment);
+  // empty when its lengths do not add up.
+  std::span<const std::byte> request() noexcept;
+  // A writer for the reply to request(): room behind the request's payload.
+  Writer writer() noexcept;
+  // What the last request's unique id was (for the EIO commit of an unanswered request).
+  std::uint64_t unique() const noexcept;
+  // The id the kernel gave the last request, to commit its reply with.
+  std::uint64_t commit_id() const noexcept { return commit_id_; }
+
+  // Commit: header into in_out, payload moved to the payload buffer's start, payload_sz set.
+  Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept override;
+  bool committed() const noexcept { return committed_; }
+
+ private:
+  UringEntry(std::byte* memory, std::size_t size, std::size_t payload_size) noexcept;
+
+  std::byte* memory_;
+  std::size_t size_;
+  std::size_t payload_size_;
+  abi::uring_req_header* header_;
+  std::byte* payload_;
+  iovec iov_[2];
+  std::size_t request_payload_ = 0;  // bytes of payload the current request uses
+  std::uint64_t commit_id_ = 0;
+  bool committed_ = false;
+};
+
+class UringQueue {
+ public:
+  // Called for each request with a reader over it and a writer for its reply.
+  using Handler = void (*)(void* context, Reader& reader, Writer& writer);
+
+  // Creates the ring and `depth` entries (payloads of `payload_size` bytes) for queue `qid` on
+  // the calling thread, which must be the one that calls serve() (the ring is single-issuer),
+  // and queues their registration (submitted by serve()). `fuse_fd` is the session's fd.
+  static Result<UringQueue> create(int fuse_fd, unsigned qid, unsigned depth, std::size_t payload_size) noexcept;
+
+  UringQueue(UringQueue&&) noexcept = default;
+  UringQueue& operator=(UringQueue&&) = delete;
+
+  // Serves requests until `stopping` is seen (after any wake-up: a signal interrupts the wait)
+  // or the connection ends (both success). A failed completion fails with its error: when no
+  // request came before (delivered() is false) that is the kernel refusing the registration,
+  // after which it turns io_uring off for the connection and keeps using /dev/fuse.
+  // `served` counts the requests handled.
+  Result<void> serve(Handler handler, void* context, api::BackingFiles* backing,
+                     const std::atomic<bool>& stopping, std::atomic<std::uint64_t>& served) noexcept;
+  // At least one request came through this queue.
+  bool delivered() const noexcept { return delivered_; }
+
+ private:
+  UringQueue(detail::IoUring ring, int fuse_fd, unsigned qid) noexcept
+      : ring_(std::move(ring)), fuse_fd_(fuse_fd), qid_(qid) {}
+  // Queues REGISTER (register_entry) or COMMIT_AND_FETCH for entry `index`.
+  Result<void> queue_command(abi::uring_cmd command, std::size_t index) noexcept;
+
+  // Declared before ring_, so destroyed after it: the ring must close (cancelling what the
+  // kernel still holds) before the buffers go.
+  std::vector<std::unique_ptr<UringEntry>> entries_;
+  bool delivered_ = false;
+  detail::IoUring ring_;
+  int fuse_fd_;
+  unsigned qid_;
+};
+
+}  // namespace fuse_backend::transport::fusedev
