@@ -1,7 +1,9 @@
 // Real-mount tests of fusedev::Service's life cycle: unmounted from outside while serving (lazy
 // and plain umount), stop() while idle (1 and 4 workers blocked in read), from another thread
 // under load and from a signal handler, SIGTERM through a SignalWatcher, several workers under
-// concurrent readers, and a notification sent through the device. Needs root and /dev/fuse.
+// concurrent readers, and a notification sent through the device; with FUSE-over-io_uring:
+// stop() and an unmount end the queue threads, and a kernel reply without the io_uring flag
+// falls back to /dev/fuse. Needs root and /dev/fuse.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/transport/fusedev/signals.hpp>
 #include <support/files.hpp>
+#include <support/fuse_io_uring.hpp>
 #include <support/memory_fs.hpp>
 #include <support/mount_guard.hpp>
 #include <support/served_mount.hpp>
@@ -112,6 +115,61 @@ void stop_while_idle_returns_promptly(unsigned threads) {
 
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idle_returns_promptly(1); }
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithFourWorkers) { stop_while_idle_returns_promptly(4); }
+
+fusedev::ServiceOptions over_io_uring() {
+  fusedev::ServiceOptions options;
+  options.threads = 1;
+  options.io_uring = true;
+  return options;
+}
+
+// Queue threads sleep in io_uring_enter: stop() must wake and end them as it does readers.
+TEST(FusedevService, StopWhileIdleEndsTheIoUringQueues) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
+  MemoryFs fs;
+  Mount mount(fs, over_io_uring());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data");
+  EXPECT_GT(mount.service().io_uring_requests(), 0u);
+  std::this_thread::sleep_for(50ms);
+  const auto started = std::chrono::steady_clock::now();
+  mount.service().stop();
+  EXPECT_TRUE(join_within(mount.service(), 2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
+  ASSERT_TRUE(mount.session().unmount());
+}
+
+// An unmount completes the pending ring entries (ENOTCONN): a clean end, not an error.
+TEST(FusedevService, UnmountFromOutsideEndsTheIoUringQueues) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
+  MemoryFs fs;
+  Mount mount(fs, over_io_uring());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  EXPECT_GT(mount.service().io_uring_requests(), 0u);
+  ASSERT_EQ(::umount2(mount.path().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  const auto joined = join_within(mount.service(), 5s);
+  EXPECT_TRUE(joined) << "join: " << std::make_error_code(joined.error()).message();
+}
+
+// INIT answered without FUSE_OVER_IO_URING (here: masked out, as when the kernel does not
+// offer it): the queue threads end and /dev/fuse serves everything.
+TEST(FusedevService, WithoutTheIoUringFlagDevFuseServesEverything) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
+  MemoryFs fs;
+  auto options = over_io_uring();
+  options.server.enabled_init_flags &= ~fuse_backend::abi::init_flags::over_io_uring;
+  Mount mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data");
+  EXPECT_EQ(mount.service().io_uring_requests(), 0u);
+  EXPECT_EQ(mount.service().server().negotiated_flags() & fuse_backend::abi::init_flags::over_io_uring, 0u);
+  mount.service().stop();
+  EXPECT_TRUE(join_within(mount.service(), 2s));
+  ASSERT_TRUE(mount.session().unmount());
+}
 
 // Counts the requests the workers take.
 class CountingObserver final : public api::RequestObserver {

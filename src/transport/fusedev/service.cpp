@@ -193,8 +193,9 @@ void ServiceCore::open_ring(bool use) noexcept {
   if (!ring_state_.compare_exchange_strong(expected, use ? ring_open : ring_unused)) return;
   if (!use) {
     fmt::print(stderr,
-               "fuse_backend: the kernel does not offer FUSE-over-io_uring (Linux >= 6.14 with "
-               "fuse.enable_uring=1); serving over /dev/fuse\n");
+               "fuse_backend: INIT did not take FUSE-over-io_uring (the kernel offers it from Linux "
+               "6.14 with fuse.enable_uring=1, unless the server options mask it); serving over "
+               "/dev/fuse\n");
   }
   signal_event(ring_fd_.get());
 }
