@@ -4,6 +4,8 @@
 #   libfuse       libfuse's passthrough_ll example (Debian's libfuse3-dev copy, multithreaded)
 #   ours          examples/passthrough in its default mode
 #   ours+backing  examples/passthrough --passthrough-backing (kernel FUSE passthrough)
+#   ours+uring    examples/passthrough -o io_uring (FUSE-over-io_uring; the script turns the
+#                 fuse module's enable_uring on for the run and restores it afterwards)
 # and a table of each figure with the ratios ours/native and ours/libfuse. See bench/README.md
 # for what each figure means and the targets they are held to.
 #
@@ -17,7 +19,8 @@
 #   --build-dir   where to build our release binary (default: the release preset, build/release)
 #   --work-dir    a directory on the disk to measure (default /var/tmp); a fresh
 #                 compare.XXXXXX directory is made inside and removed at the end
-#   --targets     a subset of "native libfuse ours ours+backing", e.g. for a quick check
+#   --targets     a subset of "native libfuse ours ours+backing ours+uring", e.g. for a quick
+#                 check
 #
 # Needs root (it drops the page cache, and mounts). Installs what it needs with
 # scripts/install-deps bench, compiles passthrough_ll and bench/workloads/metadata_ops.cpp into a
@@ -31,7 +34,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=quick
 build_dir=
 work_parent=/var/tmp
-targets="native libfuse ours ours+backing"
+targets="native libfuse ours ours+backing ours+uring"
 runs=1
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
@@ -49,7 +52,7 @@ while (($#)); do
   shift
 done
 for target in $targets; do
-  [[ " native libfuse ours ours+backing " == *" $target "* ]] || die "unknown target '$target'"
+  [[ " native libfuse ours ours+backing ours+uring " == *" $target "* ]] || die "unknown target '$target'"
 done
 ((EUID == 0)) || die "run as root: it drops the page cache and mounts"
 
@@ -98,8 +101,12 @@ stop_daemon() {
   return "$status"
 }
 
+uring_parameter=/sys/module/fuse/parameters/enable_uring
+uring_before=
+
 cleanup() {
   stop_daemon || true
+  [[ -n $uring_before ]] && { echo "$uring_before" >"$uring_parameter" 2>/dev/null || true; }
   [[ -n $tmpfs ]] && { umount "$tmpfs" 2>/dev/null || true; }
   [[ -n $work ]] && rm -rf --one-file-system "$work"
   [[ -n $tools ]] && rm -rf "$tools"
@@ -266,6 +273,7 @@ serve() {
       start_daemon "$tools/passthrough_ll" -f -o "source=$src,timeout=5" "$dir" 2>>"$work/libfuse.log";;
     ours) start_daemon "$ours" "$src" "$dir";;
     ours+backing) start_daemon "$ours" --passthrough-backing "$src" "$dir";;
+    ours+uring) start_daemon "$ours" -o io_uring "$src" "$dir";;
   esac
 }
 
@@ -281,6 +289,11 @@ echo "compare.sh: $mode run in $work on $(findmnt -n -o SOURCE,FSTYPE --target "
 # The random workloads again with the source on tmpfs: the daemons treat O_DIRECT differently on
 # the host (see bench/README.md), and on tmpfs every target's host I/O costs the same, so what
 # remains is the FUSE round trip and the daemon.
+if [[ " $targets " == *" ours+uring "* ]]; then
+  [[ -w $uring_parameter ]] || die "ours+uring: no $uring_parameter (kernel without FUSE-over-io_uring)"
+  uring_before=$(cat "$uring_parameter")
+  echo 1 >"$uring_parameter"
+fi
 tmpfs=$work/tmpfs
 mkdir "$tmpfs"
 mount -t tmpfs -o "size=$(($(numfmt --from=iec "$rand_size") + (64 << 20)))" compare_tmpfs "$tmpfs"
@@ -340,19 +353,22 @@ awk -F'\t' -v targets="$targets" -v hz="$clk_tck" '
   END {
     printf "%-28s %-9s", "workload", "unit"
     for (i = 1; i <= nt; i++) printf " %12s", t[i]
-    printf "   %11s %11s %11s %11s\n", "ours/native", "ours/libfuse", "bk/native", "bk/libfuse"
+    printf "   %11s %11s %11s %11s %11s %11s\n", "ours/native", "ours/libfuse", "bk/native", "bk/libfuse",
+           "ur/native", "ur/libfuse"
     for (k = 1; k <= n; k++) {
       key = keys[k]
       printf "%-28s %-9s", labels[k], units[k]
       for (i = 1; i <= nt; i++) printf " %12s", cell(v[t[i], key])
       nat = v["native", key]; lf = v["libfuse", key]; o = v["ours", key]; b = v["ours+backing", key]
-      printf "   %11s %11s %11s %11s\n", ratio(o, nat), ratio(o, lf), ratio(b, nat), ratio(b, lf)
+      u = v["ours+uring", key]
+      printf "   %11s %11s %11s %11s %11s %11s\n", ratio(o, nat), ratio(o, lf), ratio(b, nat), ratio(b, lf),
+             ratio(u, nat), ratio(u, lf)
     }
     print ""
     print "daemon CPU seconds per GiB moved (utime+stime of the daemon; lower is better)"
     printf "%-28s", "fio workload"
     for (i = 1; i <= nt; i++) if (t[i] != "native") printf " %12s", t[i]
-    printf "   %12s %12s\n", "ours/libfuse", "bk/libfuse"
+    printf "   %12s %12s %12s\n", "ours/libfuse", "bk/libfuse", "ur/libfuse"
     for (k = 1; k <= n + 1; k++) {
       if (k <= n && !is_fio[k]) continue
       printf "%-28s", k <= n ? labels[k] : "all fio workloads"
@@ -362,7 +378,8 @@ awk -F'\t' -v targets="$targets" -v hz="$clk_tck" '
         s[t[i]] = k <= n ? cpu(wticks[t[i], keys[k]], wbytes[t[i], keys[k]]) : cpu(ticks[t[i]], bytes[t[i]])
         printf " %12s", cell(s[t[i]])
       }
-      printf "   %12s %12s\n", ratio(s["ours"], s["libfuse"]), ratio(s["ours+backing"], s["libfuse"])
+      printf "   %12s %12s %12s\n", ratio(s["ours"], s["libfuse"]), ratio(s["ours+backing"], s["libfuse"]),
+             ratio(s["ours+uring"], s["libfuse"])
     }
     if (nn) print "\nfailed jobs:"
     for (i = 1; i <= nn; i++) print "  " notes[i]

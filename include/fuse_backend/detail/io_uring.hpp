@@ -51,8 +51,10 @@ class IoUring {
   // The oldest completion not yet taken, or nothing.
   std::optional<Completion> next_completion() noexcept;
 
-  // The bytes of the command area of an SQE of this ring.
+  // The command area of an SQE of this ring (IORING_OP_URING_CMD): command_size bytes from
+  // offset 48, past the 64 bytes the SQE struct declares.
   static constexpr std::size_t command_size = 80;
+  static void* command_area(io_uring_sqe* sqe) noexcept { return reinterpret_cast<std::byte*>(sqe) + 48; }
 
  private:
   IoUring() noexcept = default;

@@ -138,7 +138,7 @@ Result<void> UringQueue::queue_command(abi::uring_cmd command, std::size_t index
   } else {
     request.commit_id = entry.commit_id();
   }
-  std::memcpy(sqe->cmd, &request, sizeof(request));
+  std::memcpy(detail::IoUring::command_area(sqe), &request, sizeof(request));
   return {};
 }
 
