@@ -148,7 +148,7 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
       ring_state_.store(ring_unused);
       signal_event(ring_fd_.get());
     }
-    hooks.ring_usable(hooks.service, ring_usable);
+    if (ring_queues_ != 0) hooks.ring_usable(hooks.service, ring_usable);
     for (unsigned i = 0; i < thread_count_; ++i) {
       Worker* w = workers_[i].get();
       w->thread = std::thread([=, this] { run(*w, hooks); });

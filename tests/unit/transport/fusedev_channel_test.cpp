@@ -111,7 +111,8 @@ TEST(FusedevReader, ReadToReportsTheFdsError) {
 TEST(FusedevWriter, CommitSendsHeaderAndPayloadAsOneMessage) {
   Pipe pipe;
   std::vector<std::byte> buffer(64);
-  fusedev::Writer writer(pipe.write_end.get(), buffer);
+  fusedev::Channel sink(pipe.write_end.get(), 0);
+  fusedev::Writer writer(sink, buffer);
   EXPECT_TRUE(writer.append(bytes_of("hello ")));
   EXPECT_EQ(writer.write(bytes_of("world")), 5u);
   EXPECT_EQ(writer.written(), 11u);
@@ -129,7 +130,8 @@ TEST(FusedevWriter, CommitSendsHeaderAndPayloadAsOneMessage) {
 TEST(FusedevWriter, ErrorReplyAfterDiscardIsHeaderOnly) {
   Pipe pipe;
   std::vector<std::byte> buffer(64);
-  fusedev::Writer writer(pipe.write_end.get(), buffer);
+  fusedev::Channel sink(pipe.write_end.get(), 0);
+  fusedev::Writer writer(sink, buffer);
   ASSERT_TRUE(writer.append(bytes_of("partial")));
   writer.discard();
   EXPECT_EQ(writer.written(), 0u);
@@ -139,7 +141,8 @@ TEST(FusedevWriter, ErrorReplyAfterDiscardIsHeaderOnly) {
 
 TEST(FusedevWriter, AppendRefusesWhatDoesNotFit) {
   std::vector<std::byte> buffer(8);
-  fusedev::Writer writer(-1, buffer);
+  fusedev::Channel sink(-1, 0);  // never sent to
+  fusedev::Writer writer(sink, buffer);
   EXPECT_TRUE(writer.append(bytes_of("12345")));
   EXPECT_FALSE(writer.append(bytes_of("6789")));
   EXPECT_EQ(writer.written(), 5u) << "all or nothing";
@@ -152,7 +155,8 @@ TEST(FusedevWriter, WriteFromReadsFileDataIntoTheReply) {
   fuse_backend::testing::TempDir dir("fusedev_writer");
   UniqueFd fd = temp_file(dir, "0123456789");
   std::vector<std::byte> buffer(6);
-  fusedev::Writer writer(-1, buffer);
+  fusedev::Channel sink(-1, 0);  // never sent to
+  fusedev::Writer writer(sink, buffer);
   ASSERT_TRUE(writer.append(bytes_of("<")));
   auto got = writer.write_from(fd.get(), 100, 2);  // capped by the room left
   ASSERT_TRUE(got);
@@ -311,7 +315,15 @@ struct PipeService {
   // Set by a serve function that simulates the lost wake-up (see below).
   std::atomic<bool> late_stop{false};
 
-  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, wake_signal) {}
+  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, 0, 0, wake_signal) {}
+
+  // Hooks for one /dev/fuse-style worker calling `serve_with(context, ...)` (no io_uring queues).
+  static fusedev::impl::ServiceCore::Hooks hooks(fusedev::impl::ServiceCore::Serve serve_with, void* context) {
+    return {context, 0, serve_with, nullptr, nullptr, nullptr};
+  }
+  fusedev::impl::ServiceCore::Hooks hooks(fusedev::impl::ServiceCore::Serve serve_with) {
+    return hooks(serve_with, this);
+  }
 
   static void serve(void* self, fusedev::Channel& channel, const std::atomic<bool>& stopping) {
     auto& s = *static_cast<PipeService*>(self);
@@ -339,7 +351,7 @@ struct PipeService {
 
 TEST(FusedevServiceCore, StopWhileIdleEndsTheBlockedWorkerPromptly) {
   PipeService service;
-  ASSERT_TRUE(service.core.start(0, &PipeService::serve, &service));
+  ASSERT_TRUE(service.core.start(service.hooks(&PipeService::serve)));
   EXPECT_NE(::fcntl(service.pipe.read_end.get(), F_GETFL) & O_NONBLOCK, O_NONBLOCK) << "the worker blocks in read";
   ASSERT_EQ(::write(service.pipe.write_end.get(), "one", 3), 3);
   for (int i = 0; i < 200 && service.requests == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -355,7 +367,7 @@ TEST(FusedevServiceCore, StopWhileIdleEndsTheBlockedWorkerPromptly) {
 TEST(FusedevServiceCore, StopBeforeStartEndsTheWorkerAtOnce) {
   PipeService service;
   service.core.stop();
-  ASSERT_TRUE(service.core.start(0, &PipeService::serve, &service));
+  ASSERT_TRUE(service.core.start(service.hooks(&PipeService::serve)));
   EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
   EXPECT_TRUE(service.canceled);
 }
@@ -365,7 +377,7 @@ std::atomic<bool> handler_kept_errno{false};
 
 TEST(FusedevServiceCore, StopFromASignalHandlerKeepsErrno) {
   PipeService service;
-  ASSERT_TRUE(service.core.start(0, &PipeService::serve, &service));
+  ASSERT_TRUE(service.core.start(service.hooks(&PipeService::serve)));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   signalled_service = &service;
   struct sigaction action {};
@@ -401,7 +413,7 @@ TEST(FusedevServiceCore, JoinRewakesAWorkerThatMissedTheSignal) {
     s.canceled = !reader && reader.error() == std::errc::operation_canceled;
     later.join();
   };
-  ASSERT_TRUE(service.core.start(0, serve, &service));
+  ASSERT_TRUE(service.core.start(service.hooks(serve)));
   service.core.stop();
   EXPECT_TRUE(service.join_within(std::chrono::seconds(2)));
   EXPECT_TRUE(service.canceled) << "ended by a signal, not by data";
@@ -430,7 +442,7 @@ TEST(FusedevServiceCore, WorkersKeepTheStartersBlockedSignalsBlocked) {
     *p.wake = sigismember(&mask, SIGURG);
     PipeService::serve(p.service, channel, stopping);
   };
-  const auto started = service.core.start(0, serve, &probe);
+  const auto started = service.core.start(PipeService::hooks(serve, &probe));
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   ASSERT_TRUE(started);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -447,7 +459,7 @@ TEST(FusedevServiceCore, RefusesAWakeSignalTheApplicationHandles) {
   sigemptyset(&action.sa_mask);
   ASSERT_EQ(::sigaction(SIGUSR1, &action, &previous), 0);
   PipeService service(SIGUSR1);
-  const auto started = service.core.start(0, &PipeService::serve, &service);
+  const auto started = service.core.start(service.hooks(&PipeService::serve));
   ::sigaction(SIGUSR1, &previous, nullptr);
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error(), std::errc::device_or_resource_busy);
@@ -455,7 +467,7 @@ TEST(FusedevServiceCore, RefusesAWakeSignalTheApplicationHandles) {
 
 TEST(FusedevServiceCore, InvalidWakeSignalIsAnError) {
   PipeService service(SIGKILL);
-  const auto started = service.core.start(0, &PipeService::serve, &service);
+  const auto started = service.core.start(service.hooks(&PipeService::serve));
   ASSERT_FALSE(started);
   EXPECT_EQ(started.error(), std::errc::invalid_argument);
 }
