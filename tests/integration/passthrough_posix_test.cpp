@@ -1,7 +1,7 @@
 // POSIX behaviour of PassthroughFs through a real mount: every op via ordinary system calls on
-// the mountpoint, checked against the source directory. Every test but the FORGET one runs twice: served over
-// /dev/fuse, and over FUSE-over-io_uring (which must then have carried requests). Needs root
-// and /dev/fuse.
+// the mountpoint, checked against the source directory. Every test but the FORGET one runs
+// twice: served over /dev/fuse, and over FUSE-over-io_uring (which must then have carried
+// requests). Needs root and /dev/fuse.
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <dirent.h>
 #include <linux/fs.h>

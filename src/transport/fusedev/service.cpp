@@ -49,7 +49,7 @@ detail::UniqueFd make_event_fd(std::errc& error) noexcept {
   return detail::UniqueFd(*fd);
 }
 
-// Makes an eventfd readable for good (never drained).
+// Makes an eventfd readable for good (never drained). Async-signal-safe: one write(2).
 void signal_event(int fd) noexcept {
   const std::uint64_t one = 1;
   (void)detail::syscall_result([&] { return ::write(fd, &one, sizeof(one)); });
@@ -257,10 +257,7 @@ void ServiceCore::stop() noexcept {
   // left as it was.
   const int saved_errno = errno;
   stopping_.store(true);
-  if (stop_fd_) {
-    const std::uint64_t one = 1;
-    (void)detail::syscall_result([&] { return ::write(stop_fd_.get(), &one, sizeof(one)); });
-  }
+  if (stop_fd_) signal_event(stop_fd_.get());
   wake_workers();
   errno = saved_errno;
 }

@@ -58,12 +58,6 @@ UringEntry::UringEntry(std::byte* memory, std::size_t size, std::size_t payload_
 
 UringEntry::~UringEntry() { ::munmap(memory_, size_); }
 
-std::uint64_t UringEntry::unique() const noexcept {
-  abi::in_header in;
-  std::memcpy(&in, header_->in_out, sizeof(in));
-  return in.unique;
-}
-
 std::span<const std::byte> UringEntry::request() noexcept {
   committed_ = false;
   request_payload_ = 0;
@@ -71,7 +65,9 @@ std::span<const std::byte> UringEntry::request() noexcept {
   std::memcpy(&in, header_->in_out, sizeof(in));
   abi::uring_ent_in_out ring;
   std::memcpy(&ring, &header_->ring_ent_in_out, sizeof(ring));
-  commit_id_ = ring.commit_id;  // the reply, even an EIO for a malformed request, needs it
+  // The reply, even an EIO for a malformed request, needs both.
+  commit_id_ = ring.commit_id;
+  unique_ = in.unique;
   constexpr std::size_t in_size = sizeof(abi::in_header);
   // len = in_header + op struct (in op_in) + payload_sz; anything else is not a request we
   // can take apart safely.

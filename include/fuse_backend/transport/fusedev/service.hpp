@@ -111,8 +111,8 @@ class ServiceCore {
   // Installs the wake signal's handler, creates the channels (cloning fds, all made blocking),
   // starts the io_uring queue threads (each creates its queue, then waits for open_ring() and
   // hands each request to hooks.serve_ring) and then one thread per channel running
-  // hooks.serve(service, channel, stopping). On failure nothing is left running. `hooks` must
-  // outlive the threads.
+  // hooks.serve(service, channel, stopping). On failure nothing is left running. Each thread
+  // keeps its own copy of `hooks`.
   Result<void> start(const Hooks& hooks);
   // After INIT: lets the io_uring queue threads serve (`use`) or end (the kernel did not take
   // it). Only the first call counts.
@@ -198,9 +198,8 @@ class Service {
 
   // Starts the workers; returns once they run (or with the error that prevented it).
   Result<void> start() {
-    hooks_ = {this, server_.buffer_size(), &Service::serve, &Service::serve_ring_request,
-              &Service::ring_usable, &backing_};
-    return core_.start(hooks_);
+    return core_.start({this, server_.buffer_size(), &Service::serve, &Service::serve_ring_request,
+                        &Service::ring_usable, &backing_});
   }
   // Asks every worker to return after its current request. Async-signal-safe.
   void stop() noexcept { core_.stop(); }
@@ -260,7 +259,6 @@ class Service {
   }
 
   Server server_;
-  impl::ServiceCore::Hooks hooks_{};
   impl::ServiceCore core_;
   DeviceNotifier notifier_;
   DeviceBackingFiles backing_;

@@ -60,7 +60,7 @@ class UringEntry final : public ReplySink {
   // A writer for the reply to request(): room behind the request's payload.
   Writer writer() noexcept;
   // What the last request's unique id was (for the EIO commit of an unanswered request).
-  std::uint64_t unique() const noexcept;
+  std::uint64_t unique() const noexcept { return unique_; }
   // The id the kernel gave the last request, to commit its reply with.
   std::uint64_t commit_id() const noexcept { return commit_id_; }
 
@@ -79,6 +79,7 @@ class UringEntry final : public ReplySink {
   iovec iov_[2];
   std::size_t request_payload_ = 0;  // bytes of payload the current request uses
   std::uint64_t commit_id_ = 0;
+  std::uint64_t unique_ = 0;
   bool committed_ = false;
 };
 
