@@ -206,17 +206,7 @@ run_disk_workloads() {
   run_random_workloads ""
   rm -f "$dir/fio.dat"
 
-  echo "compare.sh: [$target] metadata, $file_count files" >&2
-  mkdir "$dir/meta"
-  local phase out
-  for phase in create stat readdir unlink; do
-    # Drop dentries and inodes before stat: every stat is then a lookup (a LOOKUP for FUSE), not
-    # a dcache hit. The page cache stays, so native stats do not wait for the disk either.
-    [[ $phase == stat ]] && drop_caches 2
-    out=$("$tools/metadata_ops" "$phase" "$dir/meta" "$file_count")
-    record "meta_$phase" "$(awk '{ printf "%.0f", $2 / $3 }' <<<"$out")"
-  done
-  rmdir "$dir/meta"
+  run_metadata_workloads ""
 
   echo "compare.sh: [$target] untar ($tree_files files)" >&2
   mkdir "$dir/untar"
@@ -226,6 +216,22 @@ run_disk_workloads() {
   end=$(seconds_now)
   record untar "$(awk -v n="$tree_files" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')"
   rm -rf "$dir/untar"
+}
+
+# The metadata workload on $dir, keys suffixed with $1.
+run_metadata_workloads() {
+  local suffix=$1
+  echo "compare.sh: [$target] metadata, $file_count files${suffix:+, tmpfs source}" >&2
+  mkdir "$dir/meta"
+  local phase out
+  for phase in create stat readdir unlink; do
+    # Drop dentries and inodes before stat: every stat is then a lookup (a LOOKUP for FUSE), not
+    # a dcache hit. The page cache stays, so native stats do not wait for the disk either.
+    [[ $phase == stat ]] && drop_caches 2
+    out=$("$tools/metadata_ops" "$phase" "$dir/meta" "$file_count")
+    record "meta_$phase$suffix" "$(awk '{ printf "%.0f", $2 / $3 }' <<<"$out")"
+  done
+  rmdir "$dir/meta"
 }
 
 # Random 4 KiB I/O on $dir/fio.dat (within its first rand_size bytes), keys suffixed with $1.
@@ -305,6 +311,7 @@ for run in $(seq "$runs"); do
     unserve
     serve "$tmpfs"
     run_random_workloads _tmpfs
+    run_metadata_workloads _tmpfs
     unserve
   done
 done
@@ -332,6 +339,10 @@ awk -F'\t' -v targets="$targets" -v hz="$clk_tck" '
               "meta_stat|stat (cold dentries)|files/s|0;" \
               "meta_readdir|readdir|entries/s|0;" \
               "meta_unlink|unlink|files/s|0;" \
+              "meta_create_tmpfs|create, tmpfs|files/s|0;" \
+              "meta_stat_tmpfs|stat (cold dentries), tmpfs|files/s|0;" \
+              "meta_readdir_tmpfs|readdir, tmpfs|entries/s|0;" \
+              "meta_unlink_tmpfs|unlink, tmpfs|files/s|0;" \
               "untar|untar|files/s|0", rows, ";")
     for (k = 1; k <= n; k++) {
       split(rows[k], f, "|")
