@@ -46,6 +46,10 @@ Result<detail::UniqueFd> MountFds::open(FileHandle& handle, int flags) const noe
   if (it == fds_.end()) return fail(static_cast<std::errc>(ESTALE));
   auto fd = detail::syscall_result<int>(
       [&] { return ::open_by_handle_at(it->second.get(), handle.get(), flags); });
+  // ENOMEM here means stale too: when the object is gone and its inode number is being reused
+  // by a file that is being created right now, the kernel's inode lookup (iget_locked) fails
+  // the race as an allocation failure, and exportfs passes exactly that errno through.
+  if (!fd && fd.error() == std::errc::not_enough_memory) return fail(static_cast<std::errc>(ESTALE));
   if (!fd) return fail(fd.error());
   return detail::UniqueFd(*fd);
 }
