@@ -99,6 +99,9 @@ Options:
                              mandatory  handles or fail (at start if SOURCE has none)
   threads=N                worker threads, 1..256 (default: one per CPU, at most 16); blocking
                            locks (F_SETLKW, flock) wait in at most N-1 of them, so one stays free
+  busy_poll=USECS          after its last request, one worker keeps looking for the next this
+                           long before it sleeps, which saves back-to-back requests a wake-up
+                           (costs up to that much CPU per burst), 0..10000 (default 50; 0: off)
   io_uring, no_io_uring    serve requests through FUSE-over-io_uring, one queue thread per CPU
                            (default off; Linux >= 6.14 with the fuse module's enable_uring=1,
                            else /dev/fuse, logged once). A contended blocking lock then answers
@@ -243,6 +246,13 @@ constexpr Setting settings[] = {
        const auto threads = parse_number(value, 1, 256);
        if (!threads) return bad_value(shown, value, "a whole number from 1 to 256");
        o.service.threads = static_cast<unsigned>(*threads);
+       return std::nullopt;
+     }},
+    {"busy_poll",
+     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
+       const auto usecs = parse_number(value, 0, 10000);
+       if (!usecs) return bad_value(shown, value, "microseconds from 0 to 10000");
+       o.service.busy_poll = std::chrono::microseconds(*usecs);
        return std::nullopt;
      }},
     {"max_write",

@@ -1,5 +1,6 @@
 // Real-mount tests of fusedev::Service's life cycle: unmounted from outside while serving (lazy
-// and plain umount), stop() while idle (1 and 4 workers blocked in read), from another thread
+// and plain umount), stop() while idle (1 and 4 workers, with and without busy polling), an idle
+// busy-polling worker going to sleep, stop() from another thread
 // under load and from a signal handler, SIGTERM through a SignalWatcher, several workers under
 // concurrent readers, and a notification sent through the device; with FUSE-over-io_uring:
 // stop() and an unmount end the queue threads, and a kernel reply without the io_uring flag
@@ -95,11 +96,13 @@ TEST(FusedevService, SessionUnmountWhileServingEndsTheService) {
   EXPECT_FALSE(is_mounted(mount.path()));
 }
 
-// Workers block in read(2); stop() must still end every one of them at once.
-void stop_while_idle_returns_promptly(unsigned threads) {
+// Workers block in read(2) (worker 0 in poll(2) when it busy-polls); stop() must still end
+// every one of them at once.
+void stop_while_idle_returns_promptly(unsigned threads, std::chrono::microseconds busy_poll) {
   MemoryFs fs;
   fusedev::ServiceOptions options;
   options.threads = threads;
+  options.busy_poll = busy_poll;
   Mount mount(fs, options);
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
@@ -113,8 +116,35 @@ void stop_while_idle_returns_promptly(unsigned threads) {
   EXPECT_FALSE(is_mounted(mount.path()));
 }
 
-TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idle_returns_promptly(1); }
-TEST(FusedevService, StopWhileIdleReturnsPromptlyWithFourWorkers) { stop_while_idle_returns_promptly(4); }
+TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idle_returns_promptly(1, 50us); }
+TEST(FusedevService, StopWhileIdleReturnsPromptlyWithFourWorkers) { stop_while_idle_returns_promptly(4, 50us); }
+TEST(FusedevService, StopWhileIdleReturnsPromptlyWithoutBusyPolling) { stop_while_idle_returns_promptly(2, 0us); }
+
+// Busy polling ends once the window has passed without a request: an idle service sleeps. (A
+// worker that kept polling would burn the whole second of CPU.)
+TEST(FusedevService, BusyPollingWorkerSleepsWhenIdle) {
+  MemoryFs fs;
+  fusedev::ServiceOptions options;
+  options.threads = 1;
+  options.busy_poll = 2ms;
+  Mount mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data");
+  const auto cpu_seconds = [] {
+    timespec now{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+  };
+  std::this_thread::sleep_for(20ms);  // past the window
+  const double before = cpu_seconds();
+  std::this_thread::sleep_for(1s);
+  EXPECT_LT(cpu_seconds() - before, 0.1) << "the worker kept polling while idle";
+  EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data") << "and a request still wakes it";
+  mount.service().stop();
+  EXPECT_TRUE(join_within(mount.service(), 2s));
+  ASSERT_TRUE(mount.session().unmount());
+}
 
 fusedev::ServiceOptions over_io_uring() {
   fusedev::ServiceOptions options;

@@ -125,6 +125,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"BogusCacheInMountOptions", {"-o", "cache=bogus", "{src}", "{mnt}"}, {"bad value 'bogus' for -o cache"}},
         BadInput{"BogusInodeFileHandles", {"-o", "inode_file_handles=sometimes", "{src}", "{mnt}"},
                  {"bad value 'sometimes' for -o inode_file_handles", "never, prefer or mandatory"}},
+        BadInput{"BusyPollTooLong", {"-o", "busy_poll=10001", "{src}", "{mnt}"},
+                 {"bad value '10001' for -o busy_poll", "microseconds from 0 to 10000"}},
         BadInput{"TinyMaxWrite", {"-o", "max_write=1", "{src}", "{mnt}"}, {"bad value '1' for -o max_write"}},
         BadInput{"NegativeTimeout", {"-otimeout=-1", "{src}", "{mnt}"}, {"bad value '-1' for -o timeout"}},
         BadInput{"FlagWithValue", {"-o", "writeback=yes", "{src}", "{mnt}"}, {"-o writeback takes no value"}},
@@ -250,7 +252,7 @@ TEST_F(PassthroughCliServe, ReadOnlyMountRefusesWrites) {
 TEST_F(PassthroughCliServe, OptionsOfEveryKindAreAccepted) {
   ASSERT_NO_FATAL_FAILURE(start({"--cache=always", "--writeback", "--threads=3", "--allow-other",
                                  "--foreground", "-o", "default_permissions,xattr,no_readdirplus",
-                                 "-o", "max_write=131072,timeout=0.5,fsname=cli_test_fs"}));
+                                 "-o", "max_write=131072,timeout=0.5,fsname=cli_test_fs,busy_poll=0"}));
   ASSERT_NO_FATAL_FAILURE(exercise());
   std::ifstream mounts("/proc/self/mounts");
   std::string line;

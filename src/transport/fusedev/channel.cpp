@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -73,17 +74,20 @@ Result<void> DeviceBackingFiles::close(std::int32_t backing_id) noexcept {
   return detail::syscall_void([&] { return ::ioctl(fd_, abi::dev_ioc_backing_close, &backing_id); });
 }
 
-Channel::Channel(int fd, std::size_t buffer_size)
+Channel::Channel(int fd, std::size_t buffer_size, std::chrono::microseconds busy_poll)
     : fd_(fd),
+      busy_poll_(busy_poll),
       request_(std::max(buffer_size, min_read_buffer)),
       reply_(std::max(buffer_size, min_read_buffer)) {}
 
-Channel::Channel(detail::UniqueFd owned, std::size_t buffer_size) : Channel(owned.get(), buffer_size) {
+Channel::Channel(detail::UniqueFd owned, std::size_t buffer_size, std::chrono::microseconds busy_poll)
+    : Channel(owned.get(), buffer_size, busy_poll) {
   owned_ = std::move(owned);
 }
 
-Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size) {
-  auto opened = detail::syscall_result<int>([] { return ::open("/dev/fuse", O_RDWR | O_CLOEXEC); });
+Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size, std::chrono::microseconds busy_poll) {
+  const int flags = O_RDWR | O_CLOEXEC | (busy_poll.count() > 0 ? O_NONBLOCK : 0);
+  auto opened = detail::syscall_result<int>([&] { return ::open("/dev/fuse", flags); });
   if (!opened) return fail(opened.error());
   detail::UniqueFd fd(*opened);
   auto source = static_cast<std::uint32_t>(session_fd);
@@ -91,10 +95,11 @@ Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size) {
       !cloned) {
     return fail(cloned.error());
   }
-  return Channel(std::move(fd), buffer_size);
+  return Channel(std::move(fd), buffer_size, busy_poll);
 }
 
 Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept {
+  std::optional<std::chrono::steady_clock::time_point> idle_since;
   for (;;) {
     // syscall_result retries EINTR by calling this again: the flag is re-checked after every
     // interruption, so the signal stop() sends ends a blocked read.
@@ -107,8 +112,23 @@ Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bo
     });
     if (got) return Reader(std::span<const std::byte>(request_.data(), *got), backing);
     // ENOENT: the request was interrupted and dropped between poll and read; take the next.
-    if (got.error() != std::errc::no_such_file_or_directory) return fail(got.error());
+    if (got.error() == std::errc::no_such_file_or_directory) continue;
+    if (got.error() == std::errc::resource_unavailable_try_again && await_request(idle_since)) continue;
+    return fail(got.error());
   }
+}
+
+bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>& idle_since) const noexcept {
+  if (busy_poll_.count() <= 0) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (!idle_since) idle_since = now;
+  if (now - *idle_since < busy_poll_) return true;
+  // Idle for the whole window: sleep until a request is queued. A signal (stop()) interrupts the
+  // poll and the read that follows checks the flag; an error shows up in that read too.
+  pollfd readable{fd_, POLLIN, 0};
+  (void)::poll(&readable, 1, -1);
+  idle_since.reset();
+  return true;
 }
 
 }  // namespace fuse_backend::transport::fusedev

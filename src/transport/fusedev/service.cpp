@@ -91,10 +91,11 @@ constexpr std::chrono::milliseconds rewake_interval{2};
 
 }  // namespace
 
-ServiceCore::ServiceCore(int session_fd, unsigned threads, unsigned ring_queues, unsigned ring_depth,
-                         int wake_signal) noexcept
+ServiceCore::ServiceCore(int session_fd, unsigned threads, std::chrono::microseconds busy_poll,
+                         unsigned ring_queues, unsigned ring_depth, int wake_signal) noexcept
     : session_fd_(session_fd),
       thread_count_(threads == 0 ? 1 : threads),
+      busy_poll_(busy_poll),
       ring_queues_(ring_queues),
       ring_depth_(ring_depth),
       wake_signal_(wake_signal) {
@@ -120,10 +121,16 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
   std::vector<std::unique_ptr<Worker>> workers;
   try {
     for (unsigned i = 0; i < thread_count_; ++i) {
-      auto channel = i == 0 ? Result<Channel>(Channel(session_fd_, hooks.buffer_size))
-                            : Channel::clone(session_fd_, hooks.buffer_size);
+      // Worker 0 reads the session fd, unless it busy-polls: that needs a non-blocking fd, and
+      // the session's own stays as the application opened it.
+      const auto busy_poll = i == 0 ? busy_poll_ : std::chrono::microseconds{};
+      const bool polls = busy_poll.count() > 0;
+      auto channel = i == 0 && !polls ? Result<Channel>(Channel(session_fd_, hooks.buffer_size))
+                                      : Channel::clone(session_fd_, hooks.buffer_size, busy_poll);
       if (!channel) return fail(channel.error());
-      if (auto blocking = make_blocking(channel->fd()); !blocking) return blocking;
+      if (!polls) {
+        if (auto blocking = make_blocking(channel->fd()); !blocking) return blocking;
+      }
       auto worker = std::make_unique<Worker>(std::move(*channel));
       workers.push_back(std::move(worker));
     }

@@ -1,6 +1,6 @@
 // Unit tests of the /dev/fuse channel pieces that need no mount: Reader/Writer semantics, the
 // one-writev reply format (observed through a pipe), zero-copy moves through real fds, receive()
-// error paths and its stop flag, notifications, backing-file and clone ioctls refused on an
+// error paths and its stop flag, busy polling, notifications, backing-file and clone ioctls refused on an
 // unmounted device, and ServiceCore's stop mechanism (wake signal, re-wake, signal masks) with
 // one worker on a pipe.
 //
@@ -305,6 +305,50 @@ TEST(FusedevChannel, InterruptedReadIsRetriedUntilTheStopFlagIsSet) {
   EXPECT_EQ(second.get(), std::errc::operation_canceled);
 }
 
+// Busy polling on a non-blocking fd: a message that comes during the window or long after it
+// (then poll(2) wakes the channel) is received, never EAGAIN.
+TEST(FusedevChannel, BusyPollingWaitsForTheNextMessage) {
+  Pipe pipe;
+  fusedev::Channel channel(pipe.read_end.get(), 0, std::chrono::milliseconds(5));
+  for (const auto delay : {std::chrono::milliseconds(1), std::chrono::milliseconds(50)}) {
+    auto received = std::async(std::launch::async, [&] {
+      auto reader = channel.receive(nullptr);
+      return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+    });
+    std::this_thread::sleep_for(delay);
+    ASSERT_EQ(::write(pipe.write_end.get(), "next", 4), 4);
+    EXPECT_EQ(received.get(), "next") << "after " << delay.count() << " ms";
+  }
+}
+
+// Sleeping in poll(2) after the window, a busy-polling channel still ends on the stop flag and a
+// signal, as a blocked read does.
+TEST(FusedevChannel, BusyPollingSleeperEndsOnTheStopFlag) {
+  InterruptingSignal interrupting;
+  Pipe pipe;
+  fusedev::Channel channel(pipe.read_end.get(), 0, std::chrono::microseconds(100));
+  std::atomic<bool> stop{false};
+  std::atomic<bool> ready{false};
+  std::atomic<pthread_t> reader_thread{};
+  auto received = std::async(std::launch::async, [&] {
+    reader_thread = ::pthread_self();
+    ready = true;
+    auto reader = channel.receive(nullptr, &stop);
+    return reader ? std::errc{} : reader.error();
+  });
+  while (!ready) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the window, in poll(2)
+  stop = true;
+  std::future_status status{};
+  for (int i = 0; i < 100 && (status = received.wait_for(std::chrono::milliseconds(5))) != std::future_status::ready; ++i) {
+    ASSERT_EQ(::pthread_kill(reader_thread, SIGUSR2), 0);
+  }
+  if (status != std::future_status::ready) {
+    ASSERT_EQ(::write(pipe.write_end.get(), "x", 1), 1);  // unstick
+  }
+  EXPECT_EQ(received.get(), std::errc::operation_canceled);
+}
+
 // ServiceCore with one worker on a blocking pipe (one worker needs no FUSE_DEV_IOC_CLONE): the
 // stop mechanism without a mount. Multi-worker stops are in tests/integration/fusedev_service_test.
 struct PipeService {
@@ -315,7 +359,7 @@ struct PipeService {
   // Set by a serve function that simulates the lost wake-up (see below).
   std::atomic<bool> late_stop{false};
 
-  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, 0, 0, wake_signal) {}
+  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, std::chrono::microseconds{}, 0, 0, wake_signal) {}
 
   // Hooks for one /dev/fuse-style worker calling `serve_with(context, ...)` (no io_uring queues).
   static fusedev::impl::ServiceCore::Hooks hooks(fusedev::impl::ServiceCore::Serve serve_with, void* context) {

@@ -18,8 +18,10 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -142,19 +144,23 @@ class DeviceBackingFiles final : public api::BackingFiles {
 class Channel final : public ReplySink {
  public:
   // A channel on `fd`, borrowed (the Session's fd) with buffers of `buffer_size` bytes each
-  // (raised to min_read_buffer). Allocates its buffers here, once.
-  Channel(int fd, std::size_t buffer_size);
+  // (raised to min_read_buffer). Allocates its buffers here, once. A non-zero `busy_poll` makes
+  // receive() busy-poll (see there); the fd must then be non-blocking.
+  Channel(int fd, std::size_t buffer_size, std::chrono::microseconds busy_poll = {});
   // A channel on a new fd cloned from `session_fd` (FUSE_DEV_IOC_CLONE): requests are then
-  // spread over the clones, and each reply must go out on the fd its request came from.
-  static Result<Channel> clone(int session_fd, std::size_t buffer_size);
+  // spread over the clones, and each reply must go out on the fd its request came from. The
+  // clone is blocking, or non-blocking and busy-polled when `busy_poll` is non-zero.
+  static Result<Channel> clone(int session_fd, std::size_t buffer_size, std::chrono::microseconds busy_poll = {});
 
   int fd() const noexcept { return fd_; }
 
   // Reads one request. ENOENT (the request was interrupted before we read it) and EINTR are
   // retried here, but once `*stop` is set (checked before every read, so a signal that
-  // interrupts a blocked read ends it) the result is operation_canceled. EAGAIN (a non-blocking
-  // fd with nothing queued), ENODEV (unmounted) and anything else are returned. The Reader is
-  // valid until the next receive().
+  // interrupts a blocked read ends it) the result is operation_canceled. ENODEV (unmounted) and
+  // anything else are returned, and so is EAGAIN (a non-blocking fd with nothing queued) unless
+  // the channel busy-polls: then it keeps re-reading for `busy_poll` and afterwards sleeps in
+  // poll(2) until the fd is readable (or a signal interrupts it). The Reader is valid until the
+  // next receive().
   Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
   // A fresh writer over the reply buffer, valid until the next writer().
   Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_)); }
@@ -162,10 +168,14 @@ class Channel final : public ReplySink {
   Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept override;
 
  private:
-  Channel(detail::UniqueFd owned, std::size_t buffer_size);
+  Channel(detail::UniqueFd owned, std::size_t buffer_size, std::chrono::microseconds busy_poll);
+  // After EAGAIN: true to read again (within the busy-poll window that starts at `*idle_since`,
+  // or once poll(2) saw the fd readable or was interrupted).
+  bool await_request(std::optional<std::chrono::steady_clock::time_point>& idle_since) const noexcept;
 
   detail::UniqueFd owned_;
   int fd_;
+  std::chrono::microseconds busy_poll_;
   std::vector<std::byte> request_;
   std::vector<std::byte> reply_;
 };
