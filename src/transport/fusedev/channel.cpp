@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -122,7 +123,12 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
   if (busy_poll_.count() <= 0) return false;
   const auto now = std::chrono::steady_clock::now();
   if (!idle_since) idle_since = now;
-  if (now - *idle_since < busy_poll_) return true;
+  if (now - *idle_since < busy_poll_) {
+    // Polite polling: a thread waiting for this CPU runs first (often the caller about to send
+    // the next request); without one this returns at once.
+    (void)::sched_yield();
+    return true;
+  }
   // Idle for the whole window: sleep until a request is queued. A signal (stop()) interrupts the
   // poll and the read that follows checks the flag; an error shows up in that read too.
   pollfd readable{fd_, POLLIN, 0};
