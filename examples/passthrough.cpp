@@ -77,7 +77,8 @@ Options:
   cache=MODE               what the kernel may cache (default auto):
                              never     nothing: direct I/O, no cached listings
                              metadata  names and attributes, not file data
-                             auto      data too, dropped when a file changed (close-to-open)
+                             auto      data too, dropped when a file changed (close-to-open);
+                                       listings are read anew on every opendir
                              always    everything, across opens (SOURCE changes only here)
   timeout=SECS             entry and attribute timeout in seconds, fractions allowed (default 5)
   entry_timeout=SECS       name lookups only

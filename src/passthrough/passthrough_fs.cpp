@@ -161,8 +161,12 @@ std::uint32_t cache_open_flags(CachePolicy policy, bool directory) noexcept {
     case CachePolicy::metadata:
       return directory ? abi::fopen::cache_dir | abi::fopen::keep_cache
                        : abi::fopen::direct_io | abi::fopen::parallel_direct_writes;
+    // No cache_dir: without keep_cache the kernel drops a cached listing at the next opendir,
+    // so it would only serve rewinddir within one open, while every listing paid to fill it
+    // (readdir of 10,000 entries measured 1.3M/s with it, 1.9M/s without). As the crate and
+    // virtiofsd do.
     case CachePolicy::automatic:
-      return directory ? abi::fopen::cache_dir : 0;
+      return 0;
     case CachePolicy::always:
       return directory ? abi::fopen::cache_dir | abi::fopen::keep_cache : abi::fopen::keep_cache;
   }

@@ -27,7 +27,8 @@ enum class CachePolicy {
   // not (direct_io).
   metadata,
   // Close-to-open consistency: the kernel keeps file data while the file's mtime/size do not
-  // change (auto_inval_data), and drops it on open otherwise. The default.
+  // change (auto_inval_data), and drops it on open otherwise; listings are read anew on every
+  // opendir (no cache_dir). The default.
   automatic,
   // Everything is kept across opens (keep_cache, cache_dir): only when the daemon has the
   // directory to itself.

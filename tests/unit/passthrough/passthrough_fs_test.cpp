@@ -354,7 +354,7 @@ TEST_F(PassthroughTest, OpenFlagsFollowCachePolicy) {
       {CachePolicy::never, abi::fopen::direct_io | abi::fopen::parallel_direct_writes, 0},
       {CachePolicy::metadata, abi::fopen::direct_io | abi::fopen::parallel_direct_writes,
        abi::fopen::cache_dir | abi::fopen::keep_cache},
-      {CachePolicy::automatic, 0, abi::fopen::cache_dir},
+      {CachePolicy::automatic, 0, 0},
       {CachePolicy::always, abi::fopen::keep_cache, abi::fopen::cache_dir | abi::fopen::keep_cache},
   };
   for (const auto& c : cases) {
