@@ -23,7 +23,7 @@
 // So worker 0 reads a non-blocking clone and, once the queue is empty, keeps re-reading it for
 // `busy_poll` (yielding the CPU between reads to any thread that wants it) before it sleeps in
 // poll(2): back-to-back requests then skip the worker's wake-up. Measured on 2 CPUs (a VM),
-// against blocking workers (which are at libfuse's figure): create/stat/unlink 1.1-1.4x, 4 KiB
+// against blocking workers (which are at libfuse's figure): create/stat/unlink 1.1-1.5x, 4 KiB
 // psync random I/O 1.3-1.6x, or no gain in runs where the scheduler keeps the caller on the
 // other CPU, which then halts while it waits (the reply's wake-up of a halted CPU is the other
 // half of the cost, and only the caller's side can avoid it). The price is up to `busy_poll` of
