@@ -262,6 +262,32 @@ TEST(FusedevChannel, StopFlagCancelsWithoutReading) {
   EXPECT_EQ(pipe.drain(), "queued") << "the request was left for another reader";
 }
 
+// Runs channel.receive(&stop) on another thread, lets it sleep for `settle`, then sets `stop` and
+// signals that thread (SIGUSR2, see InterruptingSignal) until receive() returns; `outcome` is its
+// error (errc{} for a message). A receive() that never returns is unstuck with a write.
+void receive_until_stopped(fusedev::Channel& channel, const Pipe& pipe, std::atomic<bool>& stop,
+                           std::chrono::milliseconds settle, std::errc& outcome) {
+  std::atomic<bool> ready{false};
+  std::atomic<pthread_t> reader_thread{};
+  auto received = std::async(std::launch::async, [&] {
+    reader_thread = ::pthread_self();
+    ready = true;
+    auto reader = channel.receive(nullptr, &stop);
+    return reader ? std::errc{} : reader.error();
+  });
+  while (!ready) std::this_thread::yield();
+  std::this_thread::sleep_for(settle);
+  stop = true;
+  std::future_status status{};
+  for (int i = 0; i < 100 && (status = received.wait_for(std::chrono::milliseconds(5))) != std::future_status::ready; ++i) {
+    ASSERT_EQ(::pthread_kill(reader_thread, SIGUSR2), 0);
+  }
+  if (status != std::future_status::ready) {
+    ASSERT_EQ(::write(pipe.write_end.get(), "x", 1), 1);  // unstick
+  }
+  outcome = received.get();
+}
+
 TEST(FusedevChannel, InterruptedReadIsRetriedUntilTheStopFlagIsSet) {
   InterruptingSignal interrupting;
   Pipe pipe;
@@ -285,24 +311,9 @@ TEST(FusedevChannel, InterruptedReadIsRetriedUntilTheStopFlagIsSet) {
   ASSERT_EQ(::write(pipe.write_end.get(), "late", 4), 4);
   EXPECT_EQ(first.get(), "late");
 
-  ready = false;
-  auto second = std::async(std::launch::async, [&] {
-    reader_thread = ::pthread_self();
-    ready = true;
-    auto reader = channel.receive(nullptr, &stop);
-    return reader ? std::errc{} : reader.error();
-  });
-  while (!ready) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  stop = true;
-  std::future_status status{};
-  for (int i = 0; i < 100 && (status = second.wait_for(std::chrono::milliseconds(5))) != std::future_status::ready; ++i) {
-    ASSERT_EQ(::pthread_kill(reader_thread, SIGUSR2), 0);
-  }
-  if (status != std::future_status::ready) {
-    ASSERT_EQ(::write(pipe.write_end.get(), "x", 1), 1);  // unstick
-  }
-  EXPECT_EQ(second.get(), std::errc::operation_canceled);
+  std::errc outcome{};
+  ASSERT_NO_FATAL_FAILURE(receive_until_stopped(channel, pipe, stop, std::chrono::milliseconds(10), outcome));
+  EXPECT_EQ(outcome, std::errc::operation_canceled);
 }
 
 // Busy polling on a non-blocking fd: a message that comes during the window or long after it
@@ -328,25 +339,10 @@ TEST(FusedevChannel, BusyPollingSleeperEndsOnTheStopFlag) {
   Pipe pipe;
   fusedev::Channel channel(pipe.read_end.get(), 0, std::chrono::microseconds(100));
   std::atomic<bool> stop{false};
-  std::atomic<bool> ready{false};
-  std::atomic<pthread_t> reader_thread{};
-  auto received = std::async(std::launch::async, [&] {
-    reader_thread = ::pthread_self();
-    ready = true;
-    auto reader = channel.receive(nullptr, &stop);
-    return reader ? std::errc{} : reader.error();
-  });
-  while (!ready) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the window, in poll(2)
-  stop = true;
-  std::future_status status{};
-  for (int i = 0; i < 100 && (status = received.wait_for(std::chrono::milliseconds(5))) != std::future_status::ready; ++i) {
-    ASSERT_EQ(::pthread_kill(reader_thread, SIGUSR2), 0);
-  }
-  if (status != std::future_status::ready) {
-    ASSERT_EQ(::write(pipe.write_end.get(), "x", 1), 1);  // unstick
-  }
-  EXPECT_EQ(received.get(), std::errc::operation_canceled);
+  std::errc outcome{};
+  // 20 ms: long past the window, asleep in poll(2).
+  ASSERT_NO_FATAL_FAILURE(receive_until_stopped(channel, pipe, stop, std::chrono::milliseconds(20), outcome));
+  EXPECT_EQ(outcome, std::errc::operation_canceled);
 }
 
 // ServiceCore with one worker on a blocking pipe (one worker needs no FUSE_DEV_IOC_CLONE): the
