@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <thread>
-#include <atomic>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -592,6 +593,7 @@ TEST_F(Hostile, TableRewrittenDuringTheWalk) {
   const std::uint64_t indirect_table = driver_.alloc(4 * sizeof(Descriptor), 16);
   const std::uint64_t data = driver_.alloc(4096);
   std::atomic<bool> stop{false};
+  std::atomic<bool> rewriting{false};
   std::thread guest([&] {
     std::uint64_t x = 88172645463325252ull;
     while (!stop.load(std::memory_order_relaxed)) {
@@ -607,11 +609,16 @@ TEST_F(Hostile, TableRewrittenDuringTheWalk) {
       } else {
         driver_.write(indirect_table + (index - 8) * sizeof(Descriptor), std::as_bytes(std::span(&descriptor, 1)));
       }
+      rewriting.store(true, std::memory_order_relaxed);
     }
   });
+  // A loaded machine may start the guest thread late: walk only while it rewrites, and go on
+  // (within a bound) until some walk was accepted.
+  while (!rewriting.load(std::memory_order_relaxed)) std::this_thread::yield();
   std::array<std::byte, 256> sink;
   int accepted = 0;
-  for (int i = 0; i < 20000; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; i < 20000 || (accepted == 0 && std::chrono::steady_clock::now() < deadline); ++i) {
     if (walk(static_cast<std::uint16_t>(i % 8)) != ChainError::none) continue;
     ++accepted;
     ChainReader reader(chain_, bounce_);
