@@ -52,13 +52,17 @@ class BackedFs : public MemoryFs {
     reply->open_flags |= abi::fopen::passthrough;
     reply->backing_id = *id;
     backing_id_ = *id;
+    backed_handle_ = static_cast<std::uint64_t>(reply->handle);
     return reply;
   }
   // The kernel holds its own reference to the backing file once the open reply is in; the id
-  // can be dropped right after, but this test keeps it until release to exercise close().
+  // can be dropped right after, but this test keeps it until the RELEASE of the handle that got
+  // it (not that of an earlier handle, whose RELEASE may arrive late) to exercise close().
   Result<void> release(const api::Context& ctx, api::InodeId inode, api::HandleId handle, std::uint32_t flags,
                        std::uint32_t release_flags, std::uint64_t lock_owner) {
-    if (backing_id_ != 0) closed_ = ctx.backing_files().close(backing_id_).has_value();
+    if (backing_id_ != 0 && static_cast<std::uint64_t>(handle) == backed_handle_) {
+      closed_ = ctx.backing_files().close(backing_id_).has_value();
+    }
     return MemoryFs::release(ctx, inode, handle, flags, release_flags, lock_owner);
   }
 
@@ -69,6 +73,7 @@ class BackedFs : public MemoryFs {
   int host_fd_;
   std::atomic<int> last_error_{0};
   std::atomic<std::int32_t> backing_id_{0};
+  std::atomic<std::uint64_t> backed_handle_{0};
   std::atomic<bool> closed_{false};
 };
 

@@ -54,6 +54,8 @@ using Mount = ServedMount<MemoryFs>;
 
 // Joins the service on another thread; the outcome if it finished within `timeout`. On a
 // timeout the service is stopped so the test can end, and the error is ETIMEDOUT.
+// "Promptly" in these tests: within `timeout`, far longer than a stop takes (a few ms) so that a
+// loaded machine does not fail them, far shorter than a worker left blocked would take (forever).
 fuse_backend::Result<void> join_within(Mount::Service& service, std::chrono::milliseconds timeout) {
   auto joined = std::async(std::launch::async, [&service] { return service.join(); });
   if (joined.wait_for(timeout) == std::future_status::ready) return joined.get();
@@ -107,10 +109,8 @@ void stop_while_idle_returns_promptly(unsigned threads, std::chrono::microsecond
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
   std::this_thread::sleep_for(50ms);  // every worker back in read(2)
-  const auto started = std::chrono::steady_clock::now();
   mount.service().stop();
   EXPECT_TRUE(join_within(mount.service(), 2s));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
   EXPECT_TRUE(is_mounted(mount.path())) << "stop() does not unmount";
   ASSERT_TRUE(mount.session().unmount());
   EXPECT_FALSE(is_mounted(mount.path()));
@@ -163,10 +163,8 @@ TEST(FusedevService, StopWhileIdleEndsTheIoUringQueues) {
   EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data");
   EXPECT_GT(mount.service().io_uring_requests(), 0u);
   std::this_thread::sleep_for(50ms);
-  const auto started = std::chrono::steady_clock::now();
   mount.service().stop();
   EXPECT_TRUE(join_within(mount.service(), 2s));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
   ASSERT_TRUE(mount.session().unmount());
 }
 
@@ -236,13 +234,11 @@ TEST(FusedevService, StopFromAnotherThreadUnderLoad) {
         }
       });
     }
-    std::this_thread::sleep_for(200ms);
+    for (int i = 0; i < 1000 && served.load() == 0; ++i) std::this_thread::sleep_for(10ms);
     EXPECT_GT(served.load(), 0);
-    const auto started = std::chrono::steady_clock::now();
     std::thread stopper([&mount] { mount.service().stop(); });
     stopper.join();
     EXPECT_TRUE(join_within(mount.service(), 2s));
-    EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
     const long after_join = requests.count();
     std::this_thread::sleep_for(50ms);  // the clients keep asking
     EXPECT_EQ(requests.count(), after_join) << "no worker takes a request after join()";
@@ -272,12 +268,10 @@ TEST(FusedevService, StopFromASignalHandler) {
   };
   sigemptyset(&action.sa_mask);
   ASSERT_EQ(::sigaction(SIGUSR1, &action, &previous), 0);
-  const auto started = std::chrono::steady_clock::now();
   ASSERT_EQ(::pthread_kill(::pthread_self(), SIGUSR1), 0);
   ::sigaction(SIGUSR1, &previous, nullptr);
   EXPECT_TRUE(handler_kept_errno);
   EXPECT_TRUE(join_within(mount.service(), 2s));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
   EXPECT_TRUE(is_mounted(mount.path()));
 }
 

@@ -4,9 +4,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <thread>
 
 #include <fuse_backend/api/server.hpp>
 #include <support/memory_transport.hpp>
@@ -232,10 +234,21 @@ TEST_F(PassthroughLockWait, WaitersBeyondTheLimitAnswerEnolck) {
   ASSERT_TRUE(fs.setlk(ctx_, f, h, 1, whole, 0, false));
   // Owner 2 waits (the one allowed waiter) until owner 1 unlocks; owner 3 may not wait.
   auto waiter = std::async(std::launch::async, [&] { return fs.setlk(ctx_, f, h, 2, whole, 0, true); });
-  EXPECT_EQ(waiter.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
-  auto third = fs.setlk(ctx_, f, h, 3, whole, 0, true);
+  // Owner 3 asks with an already interrupted request, so it can never wait itself: EINTR while
+  // the waiter thread has not taken the slot yet (a loaded machine may start it late), ENOLCK
+  // once it has.
+  std::atomic<bool> interrupted{true};
+  api::Context impatient = ctx_;
+  impatient.interrupted_ = &interrupted;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto third = fs.setlk(impatient, f, h, 3, whole, 0, true);
+  while (!third && third.error() == std::errc::interrupted && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    third = fs.setlk(impatient, f, h, 3, whole, 0, true);
+  }
   ASSERT_FALSE(third);
   EXPECT_EQ(third.error(), std::errc::no_lock_available);
+  EXPECT_EQ(waiter.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "owner 1 still holds it";
   ASSERT_TRUE(fs.setlk(ctx_, f, h, 1, api::FileLock{0, ~0ULL >> 1, F_UNLCK, 0}, 0, false));
   ASSERT_EQ(waiter.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_TRUE(waiter.get());

@@ -628,7 +628,7 @@ TEST_F(VhostUserBackendTest, KickFdThatSignalsButCannotBeReadIsDropped) {
   UniqueFd kick(sv[0]);
   ::close(sv[1]);
   m.set_fd_acked(vu::Request::set_vring_kick, 1, kick.get());
-  for (int i = 0; i < 100 && !log.contains("queue 1: the kick fd cannot be read"); ++i)
+  for (int i = 0; i < 500 && !log.contains("queue 1: the kick fd cannot be read"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(log.contains("queue 1: the kick fd cannot be read")) << log.all();
   m.post(2, "still", 8);
