@@ -103,6 +103,10 @@ Options:
   busy_poll=USECS          after its last request, one worker keeps looking for the next this
                            long before it sleeps, which saves back-to-back requests a wake-up
                            (costs up to that much CPU per burst), 0..10000 (default 50; 0: off)
+  splice_writes, no_splice_writes   move the data of a stream of large writes with splice(2)
+                           through a pipe: one copy less per write (default splice_writes;
+                           needs CAP_SYS_RESOURCE or fs.pipe-max-size >= 2 MiB unless
+                           max_write <= 1040384, else writes are copied)
   io_uring, no_io_uring    serve requests through FUSE-over-io_uring, one queue thread per CPU
                            (default off; Linux >= 6.14 with the fuse module's enable_uring=1,
                            else /dev/fuse, logged once). A contended blocking lock then answers
@@ -205,6 +209,8 @@ constexpr Flag flags[] = {
     {"writeback", [](Options& o) { o.fs.writeback = true; }},
     {"no_writeback", [](Options& o) { o.fs.writeback = false; }},
     {"passthrough_backing", [](Options& o) { o.fs.passthrough_backing = true; }},
+    {"splice_writes", [](Options& o) { o.service.splice_writes = true; }},
+    {"no_splice_writes", [](Options& o) { o.service.splice_writes = false; }},
     {"io_uring", [](Options& o) { o.service.io_uring = true; }},
     {"no_io_uring", [](Options& o) { o.service.io_uring = false; }},
     {"xattr", [](Options& o) { o.fs.xattr = true; }},

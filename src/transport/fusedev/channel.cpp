@@ -20,6 +20,22 @@
 namespace fuse_backend::transport::fusedev {
 
 Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t offset) noexcept {
+  if (data_.empty() && piped_left_ != 0 && count != 0) {
+    auto at = static_cast<loff_t>(offset);
+    auto moved = detail::syscall_result<std::size_t>([&] {
+      return ::splice(piped_->fd, nullptr, fd, &at, std::min(count, piped_left_), SPLICE_F_NONBLOCK);
+    });
+    if (moved) {
+      piped_left_ -= *moved;
+      piped_->unread -= *moved;
+      return moved;
+    }
+    if (moved.error() != std::errc::invalid_argument) return moved;
+    // The target takes no splice (O_APPEND, or no splice support): copy into the request
+    // buffer and write from there.
+    const std::size_t n = read_piped(spare_.data(), std::min({count, piped_left_, spare_.size()}));
+    data_ = std::span<const std::byte>(spare_.data(), n);
+  }
   const std::size_t n = std::min(count, data_.size());
   if (n == 0) return std::size_t{0};
   auto written = detail::syscall_result<std::size_t>(
@@ -32,7 +48,20 @@ std::size_t Reader::read(std::span<std::byte> out) noexcept {
   const std::size_t n = std::min(out.size(), data_.size());
   if (n != 0) std::memcpy(out.data(), data_.data(), n);
   data_ = data_.subspan(n);
-  return n;
+  return n + read_piped(out.data() + n, std::min(out.size() - n, piped_left_));
+}
+
+std::size_t Reader::read_piped(std::byte* into, std::size_t count) noexcept {
+  if (count == 0) return 0;  // also when nothing was piped (piped_ null)
+  std::size_t done = 0;
+  while (done < count) {
+    auto got = detail::syscall_result<std::size_t>([&] { return ::read(piped_->fd, into + done, count - done); });
+    if (!got || *got == 0) break;  // cannot happen: the bytes are in the pipe
+    done += *got;
+  }
+  piped_left_ -= done;
+  piped_->unread -= done;
+  return done;
 }
 
 Result<void> Channel::send(const abi::out_header& header, std::span<const std::byte> payload) noexcept {
@@ -75,19 +104,61 @@ Result<void> DeviceBackingFiles::close(std::int32_t backing_id) noexcept {
   return detail::syscall_void([&] { return ::ioctl(fd_, abi::dev_ioc_backing_close, &backing_id); });
 }
 
-Channel::Channel(int fd, std::size_t buffer_size, std::chrono::microseconds busy_poll)
-    : fd_(fd),
-      busy_poll_(busy_poll),
-      request_(std::max(buffer_size, min_read_buffer)),
-      reply_(std::max(buffer_size, min_read_buffer)) {}
+namespace {
 
-Channel::Channel(detail::UniqueFd owned, std::size_t buffer_size, std::chrono::microseconds busy_poll)
-    : Channel(owned.get(), buffer_size, busy_poll) {
+// Reads exactly `count` bytes that are already in pipe `fd`.
+Result<void> read_exactly(int fd, std::byte* into, std::size_t count) noexcept {
+  while (count != 0) {
+    auto got = detail::syscall_result<std::size_t>([&] { return ::read(fd, into, count); });
+    if (!got) return fail(got.error());
+    if (*got == 0) return fail(std::errc::io_error);
+    into += *got;
+    count -= *got;
+  }
+  return {};
+}
+
+// Whether the request whose first `size` bytes are `request` is a WRITE worth splicing.
+bool large_write(const std::byte* request, std::size_t size) noexcept {
+  if (size < splice_write_threshold) return false;
+  abi::in_header header;
+  std::memcpy(&header, request, sizeof(header));
+  return header.opcode == static_cast<std::uint32_t>(abi::opcode::write);
+}
+
+}  // namespace
+
+Channel::Channel(int fd, std::size_t buffer_size, ReceiveOptions options)
+    : fd_(fd),
+      busy_poll_(options.busy_poll),
+      request_(std::max(buffer_size, min_read_buffer)),
+      reply_(std::max(buffer_size, min_read_buffer)) {
+  if (options.splice_writes) open_pipe();
+}
+
+Channel::Channel(detail::UniqueFd owned, std::size_t buffer_size, ReceiveOptions options)
+    : Channel(owned.get(), buffer_size, options) {
   owned_ = std::move(owned);
 }
 
-Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size, std::chrono::microseconds busy_poll) {
-  const int flags = O_RDWR | O_CLOEXEC | (busy_poll.count() > 0 ? O_NONBLOCK : 0);
+void Channel::open_pipe() noexcept {
+  std::array<int, 2> ends{};
+  if (::pipe2(ends.data(), O_CLOEXEC | O_NONBLOCK) != 0) return;
+  detail::UniqueFd read_end(ends[0]), write_end(ends[1]);
+  // The largest request is a WRITE of max_write bytes, the buffer's size less a page (header
+  // room, see Server::buffer_size()): a slot per page it touches (one more than its pages when
+  // it does not start on a page boundary) and one for the page its header is copied into. Too
+  // few, and the kernel fails the request after taking it from its queue.
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t needed = ((request_.size() + page - 1) / page + 1) * page;
+  if (::fcntl(write_end.get(), F_SETPIPE_SZ, static_cast<int>(needed)) < 0) return;
+  pipe_read_ = std::move(read_end);
+  pipe_write_ = std::move(write_end);
+  piped_.fd = pipe_read_.get();
+}
+
+Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size, ReceiveOptions options) {
+  const int flags = O_RDWR | O_CLOEXEC | (options.busy_poll.count() > 0 ? O_NONBLOCK : 0);
   auto opened = detail::syscall_result<int>([&] { return ::open("/dev/fuse", flags); });
   if (!opened) return fail(opened.error());
   detail::UniqueFd fd(*opened);
@@ -96,22 +167,58 @@ Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size, std::chr
       !cloned) {
     return fail(cloned.error());
   }
-  return Channel(std::move(fd), buffer_size, busy_poll);
+  return Channel(std::move(fd), buffer_size, options);
+}
+
+Result<std::size_t> Channel::take(const std::atomic<bool>* stop) noexcept {
+  // syscall_result retries EINTR by calling this again: the flag is re-checked after every
+  // interruption, so the signal stop() sends ends a blocked read.
+  return detail::syscall_result<std::size_t>([&]() -> ssize_t {
+    if (stop != nullptr && stop->load(std::memory_order_acquire)) {
+      errno = ECANCELED;
+      return -1;
+    }
+    // The whole buffer's length either way: the kernel fails a request that does not fit.
+    return splice_next_ ? ::splice(fd_, nullptr, pipe_write_.get(), nullptr, request_.size(), 0)
+                        : ::read(fd_, request_.data(), request_.size());
+  });
+}
+
+Result<Reader> Channel::unpipe(std::size_t size, api::BackingFiles* backing) noexcept {
+  ++spliced_requests_;
+  const std::size_t head = std::min(size, sizeof(abi::in_header) + sizeof(abi::write_in));
+  if (auto got = read_exactly(pipe_read_.get(), request_.data(), head); !got) return fail(got.error());
+  splice_next_ = large_write(request_.data(), size);
+  if (!splice_next_) {
+    if (auto got = read_exactly(pipe_read_.get(), request_.data() + head, size - head); !got) {
+      return fail(got.error());
+    }
+    return Reader(std::span<const std::byte>(request_.data(), size), backing);
+  }
+  piped_.unread = size - head;
+  return Reader(std::span<const std::byte>(request_.data(), head), piped_,
+                std::span<std::byte>(request_).subspan(head), backing);
+}
+
+Result<void> Channel::drain_pipe() noexcept {
+  while (piped_.unread != 0) {
+    const std::size_t count = std::min(piped_.unread, request_.size());
+    if (auto got = read_exactly(pipe_read_.get(), request_.data(), count); !got) return got;
+    piped_.unread -= count;
+  }
+  return {};
 }
 
 Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept {
+  if (auto drained = drain_pipe(); !drained) return fail(drained.error());
   std::optional<std::chrono::steady_clock::time_point> idle_since;
   for (;;) {
-    // syscall_result retries EINTR by calling this again: the flag is re-checked after every
-    // interruption, so the signal stop() sends ends a blocked read.
-    auto got = detail::syscall_result<std::size_t>([&]() -> ssize_t {
-      if (stop != nullptr && stop->load(std::memory_order_acquire)) {
-        errno = ECANCELED;
-        return -1;
-      }
-      return ::read(fd_, request_.data(), request_.size());
-    });
-    if (got) return Reader(std::span<const std::byte>(request_.data(), *got), backing);
+    auto got = take(stop);
+    if (got && splice_next_) return unpipe(*got, backing);
+    if (got) {
+      splice_next_ = splices() && large_write(request_.data(), *got);
+      return Reader(std::span<const std::byte>(request_.data(), *got), backing);
+    }
     // ENOENT: the request was interrupted and dropped between poll and read; take the next.
     if (got.error() == std::errc::no_such_file_or_directory) continue;
     if (got.error() == std::errc::resource_unavailable_try_again && await_request(idle_since)) continue;

@@ -91,11 +91,11 @@ constexpr std::chrono::milliseconds rewake_interval{2};
 
 }  // namespace
 
-ServiceCore::ServiceCore(int session_fd, unsigned threads, std::chrono::microseconds busy_poll,
-                         unsigned ring_queues, unsigned ring_depth, int wake_signal) noexcept
+ServiceCore::ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, unsigned ring_queues,
+                         unsigned ring_depth, int wake_signal) noexcept
     : session_fd_(session_fd),
       thread_count_(threads == 0 ? 1 : threads),
-      busy_poll_(busy_poll),
+      receive_(receive),
       ring_queues_(ring_queues),
       ring_depth_(ring_depth),
       wake_signal_(wake_signal) {
@@ -123,10 +123,11 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
     for (unsigned i = 0; i < thread_count_; ++i) {
       // Worker 0 reads the session fd, unless it busy-polls: that needs a non-blocking fd, and
       // the session's own stays as the application opened it.
-      const auto busy_poll = i == 0 ? busy_poll_ : std::chrono::microseconds{};
-      const bool polls = busy_poll.count() > 0;
-      auto channel = i == 0 && !polls ? Result<Channel>(Channel(session_fd_, hooks.buffer_size))
-                                      : Channel::clone(session_fd_, hooks.buffer_size, busy_poll);
+      ReceiveOptions receive = receive_;
+      if (i != 0) receive.busy_poll = {};
+      const bool polls = receive.busy_poll.count() > 0;
+      auto channel = i == 0 && !polls ? Result<Channel>(Channel(session_fd_, hooks.buffer_size, receive))
+                                      : Channel::clone(session_fd_, hooks.buffer_size, receive);
       if (!channel) return fail(channel.error());
       if (!polls) {
         if (auto blocking = make_blocking(channel->fd()); !blocking) return blocking;
@@ -245,6 +246,15 @@ std::uint64_t ServiceCore::ring_requests() const noexcept {
   std::uint64_t total = 0;
   const std::size_t count = published_.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < count; ++i) total += workers_[i]->served.load(std::memory_order_relaxed);
+  return total;
+}
+
+std::uint64_t ServiceCore::spliced_requests() noexcept {
+  std::lock_guard lock(mutex_);
+  std::uint64_t total = 0;
+  for (const auto& worker : workers_) {
+    if (worker->ended && worker->channel) total += worker->channel->spliced_requests();
+  }
   return total;
 }
 

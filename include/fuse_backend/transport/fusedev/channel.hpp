@@ -8,6 +8,20 @@
 // for Server<Transport, Fs>) and the zero-copy interfaces: file data moves with one pwrite from
 // the request buffer / one pread into the reply buffer. Nothing allocates after construction.
 //
+// Spliced writes (ReceiveOptions::splice_writes): a 1 MiB WRITE read(2) into our buffer and then
+// pwrite(2) to the host file costs two copies of the data after the kernel's own; spliced from
+// the device into a pipe (the kernel then only references its page-cache pages) and from there
+// into the file, one. A splice costs a syscall more per request, though (the request must then
+// be read from the pipe), and read(2) cannot learn a request's size before taking it. So a
+// channel splices its next request only when the one it just took was a WRITE of at least
+// splice_write_threshold bytes: a stream of large writes is spliced, everything else read
+// (libfuse splices every request, and pays that syscall on each small one).
+// The pipe must hold the largest request, a slot per page: 2 MiB for max_write 1 MiB, which a
+// process may only make with CAP_SYS_RESOURCE or fs.pipe-max-size >= 2 MiB (the default is
+// 1 MiB). Without either the channel always reads, as libfuse does then; max_write 1016 KiB
+// fits the default. Measured on 2 CPUs, 1 MiB writes to a tmpfs source: +7% (new file + fsync)
+// and +12% (cached) throughput and -20% daemon CPU against copying them.
+//
 // Threading: a Channel, and the Reader/Writer it hands out, belong to one worker thread; they
 // are valid until the next receive()/writer() on that channel. DeviceNotifier and
 // DeviceBackingFiles only issue single system calls on the fd and are thread-safe.
@@ -17,6 +31,7 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -37,17 +52,42 @@ namespace fuse_backend::transport::fusedev {
 
 // The kernel refuses reads into buffers smaller than this (FUSE_MIN_READ_BUFFER).
 inline constexpr std::size_t min_read_buffer = 8192;
+// A WRITE this large (whole request) makes its channel splice the next request.
+inline constexpr std::size_t splice_write_threshold = 64 * 1024;
 
-// The bytes of one request, read front to back.
+// How a Channel reads requests.
+struct ReceiveOptions {
+  // Non-zero: the fd is non-blocking and receive() busy-polls it this long (see there).
+  std::chrono::microseconds busy_poll{};
+  // Splice large WRITE payloads through a pipe instead of copying them (see above).
+  bool splice_writes = false;
+};
+
+// Request bytes a channel left in its pipe: a spliced WRITE payload. Whatever the Reader did not
+// consume is drained before the next request.
+struct PipedPayload {
+  int fd = -1;  // the pipe's read end
+  std::size_t unread = 0;
+};
+
+// The bytes of one request, read front to back: a view of the request buffer, followed for a
+// spliced WRITE by its payload in the channel's pipe. read_bytes()/skip() see the buffer only;
+// read_to()/read() take the payload too.
 class Reader final : public api::ZeroCopyReader {
  public:
   Reader() noexcept = default;
   Reader(std::span<const std::byte> request, api::BackingFiles* backing) noexcept
       : data_(request), backing_(backing) {}
+  // `spare` is request buffer the Reader may copy piped bytes into when a target fd cannot take
+  // a splice (O_APPEND, or a filesystem without splice support).
+  Reader(std::span<const std::byte> request, PipedPayload& piped, std::span<std::byte> spare,
+         api::BackingFiles* backing) noexcept
+      : data_(request), backing_(backing), piped_(&piped), piped_left_(piped.unread), spare_(spare) {}
 
-  std::size_t remaining() const noexcept override { return data_.size(); }
+  std::size_t remaining() const noexcept override { return data_.size() + piped_left_; }
   void limit(std::size_t count) noexcept {
     if (count < data_.size()) data_ = data_.first(count);
+    piped_left_ = std::min(piped_left_, count - data_.size());
   }
   // Contiguous already: a view into the request buffer, no bounce copy.
   std::span<const std::byte> read_bytes(std::size_t count) noexcept {
@@ -67,8 +107,14 @@ class Reader final : public api::ZeroCopyReader {
   std::size_t read(std::span<std::byte> out) noexcept override;
 
  private:
+  // Reads up to `count` piped bytes into `into`; consumes them.
+  std::size_t read_piped(std::byte* into, std::size_t count) noexcept;
+
   std::span<const std::byte> data_;
   api::BackingFiles* backing_ = nullptr;
+  PipedPayload* piped_ = nullptr;
+  std::size_t piped_left_ = 0;  // of piped_->unread, what this request may consume
+  std::span<std::byte> spare_;
 };
 
 // Where a Writer's commit() delivers a reply: the device (Channel: one writev) or an io_uring
@@ -144,13 +190,13 @@ class DeviceBackingFiles final : public api::BackingFiles {
 class Channel final : public ReplySink {
  public:
   // A channel on `fd`, borrowed (the Session's fd) with buffers of `buffer_size` bytes each
-  // (raised to min_read_buffer). Allocates its buffers here, once. A non-zero `busy_poll` makes
-  // receive() busy-poll (see there); the fd must then be non-blocking.
-  Channel(int fd, std::size_t buffer_size, std::chrono::microseconds busy_poll = {});
+  // (raised to min_read_buffer). Allocates its buffers (and pipe) here, once. With a non-zero
+  // busy_poll the fd must be non-blocking.
+  Channel(int fd, std::size_t buffer_size, ReceiveOptions options = {});
   // A channel on a new fd cloned from `session_fd` (FUSE_DEV_IOC_CLONE): requests are then
   // spread over the clones, and each reply must go out on the fd its request came from. The
-  // clone is blocking, or non-blocking and busy-polled when `busy_poll` is non-zero.
-  static Result<Channel> clone(int session_fd, std::size_t buffer_size, std::chrono::microseconds busy_poll = {});
+  // clone is blocking, or non-blocking when options.busy_poll is non-zero.
+  static Result<Channel> clone(int session_fd, std::size_t buffer_size, ReceiveOptions options = {});
 
   int fd() const noexcept { return fd_; }
 
@@ -167,8 +213,22 @@ class Channel final : public ReplySink {
   // One writev of `header` and `payload`: the kernel takes one write as one whole message.
   Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept override;
 
+  // Whether large writes can be spliced (asked for, and the pipe could be made large enough).
+  bool splices() const noexcept { return pipe_write_.valid(); }
+  // Requests taken with splice so far.
+  std::uint64_t spliced_requests() const noexcept { return spliced_requests_; }
+
  private:
-  Channel(detail::UniqueFd owned, std::size_t buffer_size, std::chrono::microseconds busy_poll);
+  Channel(detail::UniqueFd owned, std::size_t buffer_size, ReceiveOptions options);
+  // Makes the pipe, or leaves the channel reading only.
+  void open_pipe() noexcept;
+  // One request from the device into request_ (read) or the pipe (splice). Returns its size.
+  Result<std::size_t> take(const std::atomic<bool>* stop) noexcept;
+  // After a splice of `size` bytes: the header (and for a large WRITE its write_in) into
+  // request_, the rest too unless it is that WRITE's payload.
+  Result<Reader> unpipe(std::size_t size, api::BackingFiles* backing) noexcept;
+  // Empties the pipe of a previous request's unconsumed payload.
+  Result<void> drain_pipe() noexcept;
   // After EAGAIN: true to read again (within the busy-poll window that starts at `*idle_since`,
   // or once poll(2) saw the fd readable or was interrupted).
   bool await_request(std::optional<std::chrono::steady_clock::time_point>& idle_since) const noexcept;
@@ -178,6 +238,10 @@ class Channel final : public ReplySink {
   std::chrono::microseconds busy_poll_;
   std::vector<std::byte> request_;
   std::vector<std::byte> reply_;
+  detail::UniqueFd pipe_read_, pipe_write_;
+  PipedPayload piped_;
+  bool splice_next_ = false;
+  std::uint64_t spliced_requests_ = 0;
 };
 
 }  // namespace fuse_backend::transport::fusedev

@@ -85,6 +85,10 @@ struct ServiceOptions {
   // How long worker 0 keeps re-reading its (non-blocking, cloned) fd for the next request before
   // it sleeps; 0: it blocks in read(2) like the others. See "Busy polling" above.
   std::chrono::microseconds busy_poll{50};
+  // Splice streams of large WRITEs from the device to the filesystem's fd instead of copying
+  // them through the request buffer, where a pipe can hold the largest request (see
+  // channel.hpp, "Spliced writes"; otherwise they are copied).
+  bool splice_writes = true;
   api::ServerOptions server;
   // The signal stop() sends to wake workers blocked in read(2). The Service installs a no-op
   // handler for it (once, process-wide); pick another if the application handles SIGURG.
@@ -108,9 +112,9 @@ class ServiceCore {
   // session ends.
   using Serve = void (*)(void* service, Channel& channel, const std::atomic<bool>& stopping);
 
-  // `ring_queues` io_uring queue threads (0: none) besides the `threads` /dev/fuse workers, the
-  // first of which busy-polls for `busy_poll` (0: none).
-  ServiceCore(int session_fd, unsigned threads, std::chrono::microseconds busy_poll, unsigned ring_queues,
+  // `ring_queues` io_uring queue threads (0: none) besides the `threads` /dev/fuse workers, which
+  // read as `receive` says, except that only the first busy-polls.
+  ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, unsigned ring_queues,
               unsigned ring_depth, int wake_signal) noexcept;
   ~ServiceCore();
   ServiceCore(const ServiceCore&) = delete;
@@ -140,6 +144,8 @@ class ServiceCore {
   bool ring_pending() const noexcept { return ring_state_.load(std::memory_order_acquire) == ring_waiting; }
   // Requests served through io_uring so far, over all queues.
   std::uint64_t ring_requests() const noexcept;
+  // Requests the /dev/fuse workers that have ended (all, after join()) took with splice.
+  std::uint64_t spliced_requests() noexcept;
   // Async-signal-safe.
   void stop() noexcept;
   // Waits for every worker; after stop() keeps waking those that have not ended.
@@ -174,7 +180,7 @@ class ServiceCore {
 
   int session_fd_;
   unsigned thread_count_;
-  std::chrono::microseconds busy_poll_;
+  ReceiveOptions receive_;
   unsigned ring_queues_;
   unsigned ring_depth_;
   int wake_signal_;
@@ -206,8 +212,8 @@ class Service {
 
   Service(Session& session, Fs& fs, ServiceOptions options = {}) noexcept
       : server_(fs, server_options(options)),
-        core_(session.fd(), options.threads, options.io_uring ? std::chrono::microseconds{} : options.busy_poll,
-              options.io_uring ? possible_cpus() : 0, options.io_uring_depth, options.wake_signal),
+        core_(session.fd(), options.threads, receive_options(options), options.io_uring ? possible_cpus() : 0,
+              options.io_uring_depth, options.wake_signal),
         notifier_(session.fd()),
         backing_(session.fd()) {}
   Service(const Service&) = delete;
@@ -237,12 +243,20 @@ class Service {
   Server& server() noexcept { return server_; }
   // Requests served through FUSE-over-io_uring so far (0 without it).
   std::uint64_t io_uring_requests() const noexcept { return core_.ring_requests(); }
+  // Requests whose WRITE payload was spliced, counted once the workers ended (after join()).
+  std::uint64_t spliced_requests() noexcept { return core_.spliced_requests(); }
 
  private:
   static api::ServerOptions server_options(const ServiceOptions& options) noexcept {
     api::ServerOptions server = options.server;
     if (options.io_uring) server.transport_init_flags |= abi::init_flags::over_io_uring;
     return server;
+  }
+
+  // With io_uring the /dev/fuse workers only see FORGET and INTERRUPT: no polling, no splicing.
+  static ReceiveOptions receive_options(const ServiceOptions& options) noexcept {
+    if (options.io_uring) return {};
+    return {options.busy_poll, options.splice_writes};
   }
 
   static void serve(void* self, Channel& channel, const std::atomic<bool>& stopping) {
