@@ -377,6 +377,10 @@ TEST(FusedevService, InvalEntryNotificationReachesTheKernel) {
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("cached"), "x"));
   struct stat st {};
   ASSERT_EQ(::stat(mount.path("cached").c_str(), &st), 0);
+  // In use, the dentry survives a drop_caches elsewhere (another test); invalidation still
+  // unhashes it.
+  UniqueFd pinned(::open(mount.path("cached").c_str(), O_PATH | O_CLOEXEC));
+  ASSERT_TRUE(pinned.valid());
 
   // Remove it behind the kernel's back: the cached dentry still answers.
   ASSERT_TRUE(fs.unlink(api::Context{}, api::root_inode, "cached"));
