@@ -10,7 +10,7 @@
 # for what each figure means and the targets they are held to.
 #
 #   bench/compare.sh [--quick | --full] [--runs N] [--build-dir DIR] [--work-dir DIR]
-#                    [--targets "T..."]
+#                    [--targets "T..."] [--pipe-max-size BYTES]
 #
 #   --quick       small sizes, about 2-3 minutes in all (the default)
 #   --full        larger files and longer random runs, about 10 minutes
@@ -21,6 +21,11 @@
 #                 compare.XXXXXX directory is made inside and removed at the end
 #   --targets     a subset of "native libfuse ours ours+backing ours+uring", e.g. for a quick
 #                 check
+#   --pipe-max-size  set fs.pipe-max-size to BYTES for the run (restored afterwards). Both
+#                 daemons splice requests through a pipe that must hold the largest one (2 MiB
+#                 for 1 MiB writes); a root daemon on an ordinary host may make it (it has
+#                 CAP_SYS_RESOURCE), one in a container without that capability only up to this
+#                 limit (default 1 MiB), and then reads instead. 4194304 reproduces the former.
 #
 # Needs root (it drops the page cache, and mounts). Installs what it needs with
 # scripts/install-deps bench, compiles passthrough_ll and bench/workloads/metadata_ops.cpp into a
@@ -36,6 +41,7 @@ build_dir=
 work_parent=/var/tmp
 targets="native libfuse ours ours+backing ours+uring"
 runs=1
+pipe_max_size=
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
 while (($#)); do
@@ -46,6 +52,8 @@ while (($#)); do
     --work-dir) (($# > 1)) || die "--work-dir needs a value"; work_parent=$2; shift;;
     --targets) (($# > 1)) || die "--targets needs a value"; targets=$2; shift;;
     --runs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--runs needs a whole number >= 1"; runs=$2; shift;;
+    --pipe-max-size) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--pipe-max-size needs a number of bytes"
+                     pipe_max_size=$2; shift;;
     -h|--help) sed -n '2,/^# SPDX/{/^# SPDX/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0;;
     *) die "unknown argument '$1' (see --help)";;
   esac
@@ -103,10 +111,13 @@ stop_daemon() {
 
 uring_parameter=/sys/module/fuse/parameters/enable_uring
 uring_before=
+pipe_parameter=/proc/sys/fs/pipe-max-size
+pipe_before=
 
 cleanup() {
   stop_daemon || true
   [[ -n $uring_before ]] && { echo "$uring_before" >"$uring_parameter" 2>/dev/null || true; }
+  [[ -n $pipe_before ]] && { echo "$pipe_before" >"$pipe_parameter" 2>/dev/null || true; }
   [[ -n $tmpfs ]] && { umount "$tmpfs" 2>/dev/null || true; }
   [[ -n $work ]] && rm -rf --one-file-system "$work"
   [[ -n $tools ]] && rm -rf "$tools"
@@ -300,6 +311,10 @@ if [[ " $targets " == *" ours+uring "* ]]; then
   uring_before=$(cat "$uring_parameter")
   echo 1 >"$uring_parameter"
 fi
+if [[ -n $pipe_max_size ]]; then
+  pipe_before=$(cat "$pipe_parameter")
+  echo "$pipe_max_size" >"$pipe_parameter" || die "cannot set $pipe_parameter"
+fi
 tmpfs=$work/tmpfs
 mkdir "$tmpfs"
 mount -t tmpfs -o "size=$(($(numfmt --from=iec "$rand_size") + (64 << 20)))" compare_tmpfs "$tmpfs"
@@ -319,7 +334,8 @@ done
 # --- the table --------------------------------------------------------------------------------
 echo
 echo "fuse_backend compare.sh --$mode, best of $runs run(s): seq file $seq_size, random $rand_size x ${rand_runtime}s," \
-     "$file_count files, untar $tree_files files; $(nproc) CPUs, kernel $(uname -r)"
+     "$file_count files, untar $tree_files files; $(nproc) CPUs, kernel $(uname -r)," \
+     "fs.pipe-max-size $(cat "$pipe_parameter")"
 awk -F'\t' -v targets="$targets" -v hz="$clk_tck" '
   BEGIN {
     # key|label|unit|measured by fio (gets a row in the CPU table)
