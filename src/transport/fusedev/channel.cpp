@@ -170,7 +170,7 @@ Result<Channel> Channel::clone(int session_fd, std::size_t buffer_size, ReceiveO
   return Channel(std::move(fd), buffer_size, options);
 }
 
-Result<std::size_t> Channel::take(const std::atomic<bool>* stop) noexcept {
+Result<std::size_t> Channel::take(const std::atomic<bool>* stop, bool splicing) noexcept {
   // syscall_result retries EINTR by calling this again: the flag is re-checked after every
   // interruption, so the signal stop() sends ends a blocked read.
   return detail::syscall_result<std::size_t>([&]() -> ssize_t {
@@ -179,8 +179,8 @@ Result<std::size_t> Channel::take(const std::atomic<bool>* stop) noexcept {
       return -1;
     }
     // The whole buffer's length either way: the kernel fails a request that does not fit.
-    return splice_next_ ? ::splice(fd_, nullptr, pipe_write_.get(), nullptr, request_.size(), 0)
-                        : ::read(fd_, request_.data(), request_.size());
+    return splicing ? ::splice(fd_, nullptr, pipe_write_.get(), nullptr, request_.size(), 0)
+                    : ::read(fd_, request_.data(), request_.size());
   });
 }
 
@@ -188,8 +188,8 @@ Result<Reader> Channel::unpipe(std::size_t size, api::BackingFiles* backing) noe
   ++spliced_requests_;
   const std::size_t head = std::min(size, sizeof(abi::in_header) + sizeof(abi::write_in));
   if (auto got = read_exactly(pipe_read_.get(), request_.data(), head); !got) return fail(got.error());
-  splice_next_ = large_write(request_.data(), size);
-  if (!splice_next_) {
+  after_large_write_ = large_write(request_.data(), size);
+  if (!after_large_write_) {
     if (auto got = read_exactly(pipe_read_.get(), request_.data() + head, size - head); !got) {
       return fail(got.error());
     }
@@ -213,15 +213,24 @@ Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bo
   if (auto drained = drain_pipe(); !drained) return fail(drained.error());
   std::optional<std::chrono::steady_clock::time_point> idle_since;
   for (;;) {
-    auto got = take(stop);
-    if (got && splice_next_) return unpipe(*got, backing);
+    const bool splicing = after_large_write_ && splices();
+    auto got = take(stop, splicing);
+    if (got && splicing) return unpipe(*got, backing);
     if (got) {
-      splice_next_ = splices() && large_write(request_.data(), *got);
+      after_large_write_ = large_write(request_.data(), *got);
       return Reader(std::span<const std::byte>(request_.data(), *got), backing);
     }
     // ENOENT: the request was interrupted and dropped between poll and read; take the next.
     if (got.error() == std::errc::no_such_file_or_directory) continue;
     if (got.error() == std::errc::resource_unavailable_try_again && await_request(idle_since)) continue;
+    if (splicing && got.error() != std::errc::operation_canceled && got.error() != std::errc::no_such_device) {
+      // A splice the kernel refused (it cannot have taken a request then, or that request has
+      // already been failed back to its caller) never ends the service for a speed-up: read
+      // from now on. A fault of the device itself shows up again in the read.
+      pipe_write_.reset();
+      pipe_read_.reset();
+      continue;
+    }
     return fail(got.error());
   }
 }
@@ -230,7 +239,9 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
   if (busy_poll_.count() <= 0) return false;
   const auto now = std::chrono::steady_clock::now();
   if (!idle_since) idle_since = now;
-  if (now - *idle_since < busy_poll_) {
+  // No window after a large WRITE: its caller has the next one's data to copy first, which takes
+  // longer than the window (and an empty splice attempt costs the kernel an allocation).
+  if (!after_large_write_ && now - *idle_since < busy_poll_) {
     // Polite polling: a thread waiting for this CPU runs first (often the caller about to send
     // the next request); without one this returns at once.
     (void)::sched_yield();

@@ -254,15 +254,15 @@ std::string payload_of(std::size_t size, char seed) {
   return text;
 }
 
-std::vector<std::byte> write_request(std::string_view payload, std::uint64_t offset = 0) {
+std::vector<std::byte> write_request(std::string_view payload, std::uint64_t unique, std::uint64_t offset = 0) {
   abi::write_in in{};
   in.offset = offset;
   in.size = static_cast<std::uint32_t>(payload.size());
-  return fuse_backend::testing::MessageBuilder(abi::opcode::write, 5).add(in).bytes(bytes_of(payload)).build();
+  return fuse_backend::testing::MessageBuilder(abi::opcode::write, 5, unique).add(in).bytes(bytes_of(payload)).build();
 }
 
-std::vector<std::byte> getattr_request() {
-  return fuse_backend::testing::MessageBuilder(abi::opcode::getattr, 5).add(abi::getattr_in{}).build();
+std::vector<std::byte> getattr_request(std::uint64_t unique) {
+  return fuse_backend::testing::MessageBuilder(abi::opcode::getattr, 5, unique).add(abi::getattr_in{}).build();
 }
 
 struct SplicingChannel : ::testing::Test {
@@ -273,14 +273,20 @@ struct SplicingChannel : ::testing::Test {
   }
   void queue(const std::vector<std::byte>& message) {
     ASSERT_EQ(::write(device.write_end.get(), message.data(), message.size()), static_cast<ssize_t>(message.size()));
+    std::memcpy(&queued, message.data(), sizeof(queued));
   }
-  // Takes the next message; its header and (for a WRITE) write_in are consumed.
-  fusedev::Reader next(bool write) {
+  // Takes the message queued last; checks its header (so a leftover of an earlier message
+  // cannot pass for it) and consumes it and, for a WRITE, its write_in.
+  fusedev::Reader next() {
     auto reader = channel.receive(nullptr);
     EXPECT_TRUE(reader) << std::make_error_code(reader.error()).message();
     if (!reader) return {};
-    EXPECT_EQ(reader->read_bytes(sizeof(abi::in_header)).size(), sizeof(abi::in_header));
-    if (write) {
+    const auto header = reader->read_bytes(sizeof(abi::in_header));
+    EXPECT_EQ(header.size(), sizeof(abi::in_header));
+    if (header.size() == sizeof(abi::in_header)) {
+      EXPECT_EQ(std::memcmp(header.data(), &queued, sizeof(queued)), 0) << "not the message queued last";
+    }
+    if (queued.opcode == static_cast<std::uint32_t>(abi::opcode::write)) {
       EXPECT_EQ(reader->read_bytes(sizeof(abi::write_in)).size(), sizeof(abi::write_in));
     }
     return *reader;
@@ -293,28 +299,29 @@ struct SplicingChannel : ::testing::Test {
   }
 
   Pipe device;
+  abi::in_header queued{};
   fusedev::Channel channel{device.read_end.get(), splice_buffer, {.splice_writes = true}};
   fuse_backend::testing::TempDir dir{"fusedev_splice"};
   UniqueFd file = temp_file(dir, "");
 };
 
 // The request after a large WRITE is spliced: its payload stays in the channel's pipe (the buffer
-// holds the header and write_in only) and reaches the file through read_to; a small request
-// after it comes whole, and sends the channel back to read(2).
+// holds the header and write_in only) and reaches the file through read_to; a small WRITE or
+// other request after it comes whole, and sends the channel back to read(2).
 TEST_F(SplicingChannel, StreamOfLargeWritesIsSplicedAndOtherRequestsComeWhole) {
   const std::string first = payload_of(large_payload, 'a'), second = payload_of(large_payload + 4093, 'b');
-  queue(write_request(first));
-  fusedev::Reader reader = next(true);
+  queue(write_request(first, 1));
+  fusedev::Reader reader = next();
   EXPECT_EQ(as_string(reader.read_bytes(first.size())), first) << "read(2): all in the buffer";
   EXPECT_EQ(channel.spliced_requests(), 0u);
 
-  queue(write_request(second, 3));
-  reader = next(true);
+  queue(write_request(second, 2, 3));
+  reader = next();
   EXPECT_EQ(channel.spliced_requests(), 1u);
   EXPECT_EQ(reader.remaining(), second.size());
   EXPECT_TRUE(reader.read_bytes(1).empty()) << "the payload is in the pipe, not the buffer";
   std::size_t at = 0;
-  while (reader.remaining() != 0) {  // in two pieces: a short write leaves the rest readable
+  while (reader.remaining() != 0) {  // several calls, each up to `count`
     auto moved = reader.read_to(file.get(), 10000 + at, 3 + at);
     ASSERT_TRUE(moved) << std::make_error_code(moved.error()).message();
     ASSERT_GT(*moved, 0u);
@@ -322,46 +329,51 @@ TEST_F(SplicingChannel, StreamOfLargeWritesIsSplicedAndOtherRequestsComeWhole) {
   }
   EXPECT_EQ(file_contents(), std::string(3, '\0') + second);
 
-  const auto small = getattr_request();
-  queue(small);
-  reader = next(false);
-  EXPECT_EQ(channel.spliced_requests(), 2u) << "spliced, since the request before was a large WRITE";
-  EXPECT_EQ(reader.remaining(), sizeof(abi::getattr_in));
-  EXPECT_EQ(reader.read_bytes(sizeof(abi::getattr_in)).size(), sizeof(abi::getattr_in));
+  queue(write_request(second, 3));
+  (void)next();  // spliced again; its payload is left to the drain
+  const std::string small = payload_of(4096, 'e');
+  queue(write_request(small, 4));
+  reader = next();
+  EXPECT_EQ(channel.spliced_requests(), 3u) << "spliced, since the request before was a large WRITE";
+  EXPECT_EQ(as_string(reader.read_bytes(small.size())), small) << "a small WRITE comes whole";
 
-  queue(write_request(first));
-  reader = next(true);
-  EXPECT_EQ(channel.spliced_requests(), 2u) << "read(2) again after a small request";
-  EXPECT_EQ(as_string(reader.read_bytes(first.size())), first);
+  queue(getattr_request(5));
+  reader = next();
+  EXPECT_EQ(channel.spliced_requests(), 3u) << "read(2) again after a small request";
+  EXPECT_EQ(reader.read_bytes(sizeof(abi::getattr_in)).size(), sizeof(abi::getattr_in));
+  EXPECT_EQ(reader.remaining(), 0u);
 }
 
 // A spliced payload the filesystem left (an error reply, or a limit() that cut it) is drained
 // before the next request, which then arrives intact.
 TEST_F(SplicingChannel, UnconsumedPayloadIsDrained) {
   const std::string payload = payload_of(large_payload, 'c');
-  queue(write_request(payload));
-  (void)next(true);
-  queue(write_request(payload));
-  fusedev::Reader reader = next(true);
+  queue(write_request(payload, 1));
+  (void)next();
+  queue(write_request(payload, 2));
+  fusedev::Reader reader = next();
   ASSERT_EQ(channel.spliced_requests(), 1u);
   reader.limit(100);
   EXPECT_EQ(reader.remaining(), 100u);
   std::array<std::byte, 200> head{};
   EXPECT_EQ(reader.read(head), 100u) << "read() takes piped bytes too, up to the limit";
   EXPECT_EQ(as_string(std::span(head).first(100)), payload.substr(0, 100));
-  queue(getattr_request());
-  reader = next(false);
-  EXPECT_EQ(reader.remaining(), sizeof(abi::getattr_in)) << "not the rest of the last payload";
+  queue(getattr_request(3));
+  reader = next();  // its header, not the rest of the last payload
+  EXPECT_EQ(reader.remaining(), sizeof(abi::getattr_in));
+  queue(write_request(payload, 4));
+  reader = next();
+  EXPECT_EQ(as_string(reader.read_bytes(payload.size())), payload);
 }
 
 // O_APPEND (or a filesystem without splice support) makes splice(2) fail with EINVAL: the bytes
 // are then copied through the request buffer, nothing is lost.
 TEST_F(SplicingChannel, TargetThatRefusesSpliceGetsACopy) {
   const std::string payload = payload_of(large_payload, 'd');
-  queue(write_request(payload));
-  (void)next(true);
-  queue(write_request(payload));
-  fusedev::Reader reader = next(true);
+  queue(write_request(payload, 1));
+  (void)next();
+  queue(write_request(payload, 2));
+  fusedev::Reader reader = next();
   ASSERT_EQ(channel.spliced_requests(), 1u);
   UniqueFd appending(::open((dir / "data").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
   ASSERT_TRUE(appending.valid());
@@ -373,6 +385,24 @@ TEST_F(SplicingChannel, TargetThatRefusesSpliceGetsACopy) {
     done += *moved;
   }
   EXPECT_EQ(file_contents(), payload);
+}
+
+// A busy-polling channel (non-blocking fd: EAGAIN from splice too) splices as well, and a message
+// that comes long after a large WRITE (the channel sleeps in poll(2) meanwhile) still arrives.
+TEST_F(SplicingChannel, BusyPollingChannelSplicesAndSleepsAfterALargeWrite) {
+  fusedev::Channel polling(device.read_end.get(), splice_buffer,
+                           {.busy_poll = std::chrono::milliseconds(5), .splice_writes = true});
+  const std::string payload = payload_of(large_payload, 'f');
+  queue(write_request(payload, 1));
+  ASSERT_TRUE(polling.receive(nullptr));
+  auto received = std::async(std::launch::async, [&] {
+    auto reader = polling.receive(nullptr);
+    return reader ? reader->remaining() : 0;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  queue(write_request(payload, 2));
+  EXPECT_EQ(received.get(), sizeof(abi::in_header) + sizeof(abi::write_in) + payload.size());
+  EXPECT_EQ(polling.spliced_requests(), 1u);
 }
 
 // Without room for the largest request in a pipe the channel reads only: here an unprivileged

@@ -15,7 +15,11 @@
 // be read from the pipe), and read(2) cannot learn a request's size before taking it. So a
 // channel splices its next request only when the one it just took was a WRITE of at least
 // splice_write_threshold bytes: a stream of large writes is spliced, everything else read
-// (libfuse splices every request, and pays that syscall on each small one).
+// (libfuse splices every request, and pays that syscall on each small one). The copy saved is
+// the kernel's page-cache pages; a direct_io file's writes come from the caller's memory, which
+// the kernel copies into the pipe, so there splicing saves nothing. A splice the kernel refuses
+// makes the channel read from then on. After a large WRITE a busy-polling channel sleeps at once
+// (see receive()): its caller has the next write's data to copy first.
 // The pipe must hold the largest request, a slot per page: 2 MiB for max_write 1 MiB, which a
 // process may only make with CAP_SYS_RESOURCE or fs.pipe-max-size >= 2 MiB (the default is
 // 1 MiB). Without either the channel always reads, as libfuse does then; max_write 1016 KiB
@@ -204,9 +208,9 @@ class Channel final : public ReplySink {
   // retried here, but once `*stop` is set (checked before every read, so a signal that
   // interrupts a blocked read ends it) the result is operation_canceled. ENODEV (unmounted) and
   // anything else are returned, and so is EAGAIN (a non-blocking fd with nothing queued) unless
-  // the channel busy-polls: then it keeps re-reading for `busy_poll` and afterwards sleeps in
-  // poll(2) until the fd is readable (or a signal interrupts it). The Reader is valid until the
-  // next receive().
+  // the channel busy-polls: then it keeps re-reading for `busy_poll` (not after a large WRITE)
+  // and afterwards sleeps in poll(2) until the fd is readable (or a signal interrupts it). The
+  // Reader is valid until the next receive().
   Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
   // A fresh writer over the reply buffer, valid until the next writer().
   Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_)); }
@@ -223,7 +227,7 @@ class Channel final : public ReplySink {
   // Makes the pipe, or leaves the channel reading only.
   void open_pipe() noexcept;
   // One request from the device into request_ (read) or the pipe (splice). Returns its size.
-  Result<std::size_t> take(const std::atomic<bool>* stop) noexcept;
+  Result<std::size_t> take(const std::atomic<bool>* stop, bool splicing) noexcept;
   // After a splice of `size` bytes: the header (and for a large WRITE its write_in) into
   // request_, the rest too unless it is that WRITE's payload.
   Result<Reader> unpipe(std::size_t size, api::BackingFiles* backing) noexcept;
@@ -240,7 +244,7 @@ class Channel final : public ReplySink {
   std::vector<std::byte> reply_;
   detail::UniqueFd pipe_read_, pipe_write_;
   PipedPayload piped_;
-  bool splice_next_ = false;
+  bool after_large_write_ = false;  // the last request taken was a WRITE worth splicing
   std::uint64_t spliced_requests_ = 0;
 };
 

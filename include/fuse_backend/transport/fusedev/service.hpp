@@ -243,7 +243,8 @@ class Service {
   Server& server() noexcept { return server_; }
   // Requests served through FUSE-over-io_uring so far (0 without it).
   std::uint64_t io_uring_requests() const noexcept { return core_.ring_requests(); }
-  // Requests whose WRITE payload was spliced, counted once the workers ended (after join()).
+  // Requests taken with splice (a WRITE after a large one, and whatever followed it), counted
+  // once the workers ended (after join()).
   std::uint64_t spliced_requests() noexcept { return core_.spliced_requests(); }
 
  private:
@@ -253,7 +254,8 @@ class Service {
     return server;
   }
 
-  // With io_uring the /dev/fuse workers only see FORGET and INTERRUPT: no polling, no splicing.
+  // With io_uring the /dev/fuse workers only see FORGET and INTERRUPT: no polling, no splicing
+  // (also when the ring turns out unusable and they serve everything).
   static ReceiveOptions receive_options(const ServiceOptions& options) noexcept {
     if (options.io_uring) return {};
     return {options.busy_poll, options.splice_writes};
