@@ -291,6 +291,15 @@ struct SplicingChannel : ::testing::Test {
     }
     return *reader;
   }
+  // Queues two large WRITEs of `payload` (unique 1 and 2) and takes both: the second is spliced.
+  fusedev::Reader spliced_write(const std::string& payload) {
+    queue(write_request(payload, 1));
+    (void)next();
+    queue(write_request(payload, 2));
+    fusedev::Reader reader = next();
+    EXPECT_EQ(channel.spliced_requests(), 1u);
+    return reader;
+  }
   std::string file_contents() const {
     std::string text(splice_buffer, '\0');
     const ssize_t n = ::pread(file.get(), text.data(), text.size(), 0);
@@ -348,11 +357,7 @@ TEST_F(SplicingChannel, StreamOfLargeWritesIsSplicedAndOtherRequestsComeWhole) {
 // before the next request, which then arrives intact.
 TEST_F(SplicingChannel, UnconsumedPayloadIsDrained) {
   const std::string payload = payload_of(large_payload, 'c');
-  queue(write_request(payload, 1));
-  (void)next();
-  queue(write_request(payload, 2));
-  fusedev::Reader reader = next();
-  ASSERT_EQ(channel.spliced_requests(), 1u);
+  fusedev::Reader reader = spliced_write(payload);
   reader.limit(100);
   EXPECT_EQ(reader.remaining(), 100u);
   std::array<std::byte, 200> head{};
@@ -370,11 +375,7 @@ TEST_F(SplicingChannel, UnconsumedPayloadIsDrained) {
 // are then copied through the request buffer, nothing is lost.
 TEST_F(SplicingChannel, TargetThatRefusesSpliceGetsACopy) {
   const std::string payload = payload_of(large_payload, 'd');
-  queue(write_request(payload, 1));
-  (void)next();
-  queue(write_request(payload, 2));
-  fusedev::Reader reader = next();
-  ASSERT_EQ(channel.spliced_requests(), 1u);
+  fusedev::Reader reader = spliced_write(payload);
   UniqueFd appending(::open((dir / "data").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
   ASSERT_TRUE(appending.valid());
   std::size_t done = 0;
