@@ -19,6 +19,22 @@
 
 namespace fuse_backend::transport::fusedev {
 
+namespace {
+
+// Reads `count` bytes that are already in pipe `fd` (a spliced request), all of them unless the
+// pipe fails, which it cannot while they are there; returns how many it read.
+std::size_t read_from_pipe(int fd, std::byte* into, std::size_t count) noexcept {
+  std::size_t done = 0;
+  while (done < count) {
+    auto got = detail::syscall_result<std::size_t>([&] { return ::read(fd, into + done, count - done); });
+    if (!got || *got == 0) break;
+    done += *got;
+  }
+  return done;
+}
+
+}  // namespace
+
 Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t offset) noexcept {
   if (data_.empty() && piped_left_ != 0 && count != 0) {
     auto at = static_cast<loff_t>(offset);
@@ -53,12 +69,7 @@ std::size_t Reader::read(std::span<std::byte> out) noexcept {
 
 std::size_t Reader::read_piped(std::byte* into, std::size_t count) noexcept {
   if (count == 0) return 0;  // also when nothing was piped (piped_ null)
-  std::size_t done = 0;
-  while (done < count) {
-    auto got = detail::syscall_result<std::size_t>([&] { return ::read(piped_->fd, into + done, count - done); });
-    if (!got || *got == 0) break;  // cannot happen: the bytes are in the pipe
-    done += *got;
-  }
+  const std::size_t done = read_from_pipe(piped_->fd, into, count);
   piped_left_ -= done;
   piped_->unread -= done;
   return done;
@@ -106,15 +117,9 @@ Result<void> DeviceBackingFiles::close(std::int32_t backing_id) noexcept {
 
 namespace {
 
-// Reads exactly `count` bytes that are already in pipe `fd`.
+// read_from_pipe() for bytes the channel cannot do without (a request's own).
 Result<void> read_exactly(int fd, std::byte* into, std::size_t count) noexcept {
-  while (count != 0) {
-    auto got = detail::syscall_result<std::size_t>([&] { return ::read(fd, into, count); });
-    if (!got) return fail(got.error());
-    if (*got == 0) return fail(std::errc::io_error);
-    into += *got;
-    count -= *got;
-  }
+  if (read_from_pipe(fd, into, count) != count) return fail(std::errc::io_error);
   return {};
 }
 
