@@ -243,7 +243,7 @@ class Service {
   Server& server() noexcept { return server_; }
   // Requests served through FUSE-over-io_uring so far (0 without it).
   std::uint64_t io_uring_requests() const noexcept { return core_.ring_requests(); }
-  // Requests taken with splice (a WRITE after a large one, and whatever followed it), counted
+  // Requests taken with splice (each one that followed a large WRITE on its worker), counted
   // once the workers ended (after join()).
   std::uint64_t spliced_requests() noexcept { return core_.spliced_requests(); }
 
