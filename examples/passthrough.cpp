@@ -100,8 +100,9 @@ Options:
                              mandatory  handles or fail (at start if SOURCE has none)
   threads=N                worker threads, 1..256 (default: one per CPU, at most 16); blocking
                            locks (F_SETLKW, flock) wait in at most N-1 of them, so one stays free
-  busy_poll=USECS          after its last request, one worker keeps looking for the next this
-                           long before it sleeps, which saves back-to-back requests a wake-up
+  busy_poll=USECS          after its last request, one worker (with io_uring: each queue
+                           thread) keeps looking for the next this long before it sleeps,
+                           which saves back-to-back requests a wake-up
                            (costs up to that much CPU per burst), 0..10000 (default 50; 0: off)
   splice_writes, no_splice_writes   move the data of a stream of large writes with splice(2)
                            through a pipe: one copy less per write (default splice_writes;

@@ -116,10 +116,12 @@ io_uring_sqe* IoUring::prepare() noexcept {
 Result<void> IoUring::submit_and_wait(bool wait) noexcept {
   std::atomic_ref<unsigned>(*sq_tail_).store(next_tail_, std::memory_order_release);
   const unsigned pending = next_tail_ - std::atomic_ref<unsigned>(*sq_head_).load(std::memory_order_acquire);
-  const unsigned flags = wait ? IORING_ENTER_GETEVENTS : 0u;
+  // GETEVENTS also without waiting: on a DEFER_TASKRUN ring it runs the completion work queued
+  // for us, without which nothing new reaches the completion queue.
   // Not syscall_result: EINTR must reach the caller (a stop request), not be retried. SQEs the
   // kernel did not take stay published and go with the next call.
-  const long rc = ::syscall(SYS_io_uring_enter, fd_.get(), pending, wait ? 1u : 0u, flags, nullptr, 0);
+  const long rc = ::syscall(SYS_io_uring_enter, fd_.get(), pending, wait ? 1u : 0u, IORING_ENTER_GETEVENTS,
+                            nullptr, 0);
   if (rc < 0) return fail_errno();
   return {};
 }

@@ -9,6 +9,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -19,11 +20,15 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -121,16 +126,18 @@ TEST(FusedevService, StopWhileIdleReturnsPromptlyWithFourWorkers) { stop_while_i
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithoutBusyPolling) { stop_while_idle_returns_promptly(2, 0us); }
 
 // Busy polling ends once the window has passed without a request: an idle service sleeps. (A
-// worker that kept polling would burn the whole second of CPU.)
-TEST(FusedevService, BusyPollingWorkerSleepsWhenIdle) {
+// worker or queue thread that kept polling would burn the whole second of CPU.)
+void busy_polling_ends_when_idle(fusedev::ServiceOptions options) {
   MemoryFs fs;
-  fusedev::ServiceOptions options;
   options.threads = 1;
   options.busy_poll = 2ms;
   Mount mount(fs, options);
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
   EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data");
+  if (options.io_uring) {
+    EXPECT_GT(mount.service().io_uring_requests(), 0u);
+  }
   const auto cpu_seconds = [] {
     timespec now{};
     ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
@@ -139,7 +146,7 @@ TEST(FusedevService, BusyPollingWorkerSleepsWhenIdle) {
   std::this_thread::sleep_for(20ms);  // past the window
   const double before = cpu_seconds();
   std::this_thread::sleep_for(1s);
-  EXPECT_LT(cpu_seconds() - before, 0.1) << "the worker kept polling while idle";
+  EXPECT_LT(cpu_seconds() - before, 0.1) << "the service kept polling while idle";
   EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data") << "and a request still wakes it";
   mount.service().stop();
   EXPECT_TRUE(join_within(mount.service(), 2s));
@@ -151,6 +158,93 @@ fusedev::ServiceOptions over_io_uring() {
   options.threads = 1;
   options.io_uring = true;
   return options;
+}
+
+TEST(FusedevService, BusyPollingWorkerSleepsWhenIdle) { busy_polling_ends_when_idle({}); }
+
+TEST(FusedevService, BusyPollingIoUringQueueSleepsWhenIdle) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
+  busy_polling_ends_when_idle(over_io_uring());
+}
+
+// The CPUs /proc lists for the thread of this process named `name` ("0", "0-1"; the status
+// line of /proc/self/status when `name` is empty), or "" when there is none.
+std::string cpus_allowed(const std::string& name) {
+  const auto allowed_list = [](const std::filesystem::path& status_path) {
+    std::ifstream status(status_path);
+    constexpr std::string_view key = "Cpus_allowed_list:";
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with(key)) return line.substr(line.find_first_not_of(" \t", key.size()));
+    }
+    return std::string();
+  };
+  if (name.empty()) return allowed_list("/proc/self/status");
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    if (std::string line; std::getline(comm, line) && line == name) return allowed_list(task.path() / "status");
+  }
+  return {};
+}
+
+// Polls `condition` for up to 10 s.
+template <typename Condition>
+bool eventually(Condition condition) {
+  for (int i = 0; i < 1000; ++i) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+// A thread on CPU 0 only (whose callers' requests the kernel hands to io_uring queue 0) running
+// `body` until `done`.
+std::thread on_cpu0_until(const std::atomic<bool>& done, const std::function<void()>& body) {
+  return std::thread([&done, body] {
+    cpu_set_t cpu0;
+    CPU_ZERO(&cpu0);
+    CPU_SET(0, &cpu0);
+    if (::sched_setaffinity(0, sizeof(cpu0), &cpu0) != 0) return;
+    while (!done.load()) body();
+  });
+}
+
+// Queue 0's thread starts on CPU 0 alone; callers there keeping several requests in flight make
+// it take any CPU, and one caller at a time brings it back (queue_affinity.hpp).
+TEST(FusedevService, IoUringQueueThreadLeavesItsCpuUnderLoadAndComesBack) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
+  cpu_set_t mine;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof(mine), &mine), 0);
+  ASSERT_TRUE(CPU_ISSET(0, &mine) && CPU_COUNT(&mine) >= 2) << "needs CPU 0 and another CPU";
+  const std::string every_cpu = cpus_allowed("");
+  MemoryFs fs(0s);  // nothing cached: every stat is a request
+  Mount mount(fs, over_io_uring());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  EXPECT_GT(mount.service().io_uring_requests(), 0u);
+  EXPECT_EQ(cpus_allowed("fuse-uring-0"), "0");
+  const auto stat_f = [path = mount.path("f")] {
+    struct stat st {};
+    (void)::stat(path.c_str(), &st);
+  };
+
+  std::atomic<bool> done{false};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 4; ++i) callers.push_back(on_cpu0_until(done, stat_f));
+  EXPECT_TRUE(eventually([&] { return cpus_allowed("fuse-uring-0") == every_cpu; }))
+      << "under four callers on CPU 0 the queue thread stays on " << cpus_allowed("fuse-uring-0");
+  done = true;
+  for (auto& caller : callers) caller.join();
+
+  done = false;
+  std::thread caller = on_cpu0_until(done, stat_f);
+  EXPECT_TRUE(eventually([&] { return cpus_allowed("fuse-uring-0") == "0"; }))
+      << "with one caller the queue thread stays on " << cpus_allowed("fuse-uring-0");
+  done = true;
+  caller.join();
+
+  mount.service().stop();
+  EXPECT_TRUE(join_within(mount.service(), 2s));
+  ASSERT_TRUE(mount.session().unmount());
 }
 
 // Queue threads sleep in io_uring_enter: stop() must wake and end them as it does readers.

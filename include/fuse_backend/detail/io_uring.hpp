@@ -8,8 +8,8 @@
 // of ring bookkeeping (see README, "Dependencies").
 //
 // Use: prepare() an SQE per command (filled in by the caller), submit_and_wait() to hand them
-// all to the kernel and sleep until at least one completion, then drain completions with
-// next_completion(). A signal interrupts the wait (EINTR is returned, not retried: the caller
+// all to the kernel and sleep until at least one completion (or, to poll, only collect what has
+// completed), then drain completions with next_completion(). A signal interrupts the wait (EINTR is returned, not retried: the caller
 // decides whether it was asked to stop). Not thread-safe; move-only.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
@@ -45,8 +45,9 @@ class IoUring {
   // A zeroed 128-byte SQE to fill in, queued for the next submit_and_wait(); nullptr when the
   // submission queue is full (submit first).
   io_uring_sqe* prepare() noexcept;
-  // Submits every prepared SQE and, when `wait`, sleeps until a completion is there. EINTR when
-  // a signal arrived (whatever was submitted stays submitted).
+  // Submits every prepared SQE, lets the kernel post what has completed and, when `wait`, sleeps
+  // until a completion is there. EINTR when a signal arrived (whatever was submitted stays
+  // submitted).
   Result<void> submit_and_wait(bool wait = true) noexcept;
   // The oldest completion not yet taken, or nothing.
   std::optional<Completion> next_completion() noexcept;

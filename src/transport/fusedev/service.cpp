@@ -91,18 +91,17 @@ constexpr std::chrono::milliseconds rewake_interval{2};
 
 }  // namespace
 
-ServiceCore::ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, unsigned ring_queues,
-                         unsigned ring_depth, int wake_signal) noexcept
+ServiceCore::ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, RingOptions ring,
+                         int wake_signal) noexcept
     : session_fd_(session_fd),
       thread_count_(threads == 0 ? 1 : threads),
       receive_(receive),
-      ring_queues_(ring_queues),
-      ring_depth_(ring_depth),
+      ring_(ring),
       wake_signal_(wake_signal) {
   // Level-triggered and never drained: once set, join() (and the queue threads) see it whenever
   // they look.
   stop_fd_ = make_event_fd(stop_fd_error_);
-  if (ring_queues_ != 0) {
+  if (ring_.queues != 0) {
     ring_fd_ = make_event_fd(stop_fd_error_);
   } else {
     ring_state_.store(ring_unused);
@@ -115,7 +114,7 @@ ServiceCore::~ServiceCore() {
 }
 
 Result<void> ServiceCore::start(const Hooks& hooks) {
-  if (!stop_fd_ || (ring_queues_ != 0 && !ring_fd_)) return fail(stop_fd_error_);
+  if (!stop_fd_ || (ring_.queues != 0 && !ring_fd_)) return fail(stop_fd_error_);
   if (!workers_.empty()) return fail(std::errc::operation_in_progress);
   if (auto installed = install_wake_handler(wake_signal_); !installed) return installed;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -135,7 +134,7 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
       auto worker = std::make_unique<Worker>(std::move(*channel));
       workers.push_back(std::move(worker));
     }
-    for (unsigned qid = 0; qid < ring_queues_; ++qid) workers.push_back(std::make_unique<Worker>(qid));
+    for (unsigned qid = 0; qid < ring_.queues; ++qid) workers.push_back(std::make_unique<Worker>(qid));
     workers_ = std::move(workers);
     published_.store(workers_.size(), std::memory_order_release);
     // Queue threads first: every queue must exist before INIT may announce io_uring, because
@@ -145,18 +144,18 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
       w->thread = std::thread([=, this] { run(*w, hooks); });
     }
     bool ring_usable = false;
-    if (ring_queues_ != 0) {
+    if (ring_.queues != 0) {
       std::unique_lock lock(mutex_);
-      created_.wait(lock, [&] { return rings_created_ == ring_queues_; });
+      created_.wait(lock, [&] { return rings_created_ == ring_.queues; });
       ring_usable = !ring_error_;
     }
-    if (ring_queues_ != 0 && !ring_usable) {
+    if (ring_.queues != 0 && !ring_usable) {
       fmt::print(stderr, "fuse_backend: cannot set up FUSE-over-io_uring ({}); serving over /dev/fuse\n",
                  std::make_error_code(*ring_error_).message());
       ring_state_.store(ring_unused);
       signal_event(ring_fd_.get());
     }
-    if (ring_queues_ != 0) hooks.ring_usable(hooks.service, ring_usable);
+    if (ring_.queues != 0) hooks.ring_usable(hooks.service, ring_usable);
     for (unsigned i = 0; i < thread_count_; ++i) {
       Worker* w = workers_[i].get();
       w->thread = std::thread([=, this] { run(*w, hooks); });
@@ -218,13 +217,15 @@ bool ServiceCore::wait_for_ring() noexcept {
 }
 
 void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
-  // The kernel hands this queue the requests of callers on CPU qid: serve them there. A CPU this
-  // thread may not run on (cpuset, offline) leaves it unpinned.
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  CPU_SET(worker.qid, &cpus);
-  (void)::sched_setaffinity(0, sizeof(cpus), &cpus);
-  auto queue = UringQueue::create(session_fd_, worker.qid, ring_depth_, hooks.buffer_size);
+  // The kernel hands this queue the requests of callers on CPU qid: start there (the entries'
+  // memory is then touched first on that CPU's node); QueueAffinity moves the thread under load.
+  // Named so that it can be told apart in top -H and /proc (tests find it by name).
+  (void)::pthread_setname_np(::pthread_self(), fmt::format("fuse-uring-{}", worker.qid).c_str());
+  cpu_set_t allowed;
+  if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) CPU_ZERO(&allowed);
+  QueueAffinity affinity(worker.qid, allowed);
+  if (affinity.pinned()) (void)::sched_setaffinity(0, sizeof(cpu_set_t), &affinity.home());
+  auto queue = UringQueue::create(session_fd_, worker.qid, ring_.depth, hooks.buffer_size);
   {
     std::lock_guard lock(mutex_);
     ++rings_created_;
@@ -232,7 +233,9 @@ void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
   }
   created_.notify_all();
   if (!queue || !wait_for_ring()) return;
-  auto served = queue->serve(hooks.serve_ring, hooks.service, hooks.backing, stopping_, worker.served);
+  const UringQueue::Target target{hooks.serve_ring, hooks.service, hooks.backing};
+  const UringQueue::Pacing pacing{ring_.busy_poll, &affinity};
+  auto served = queue->serve(target, pacing, stopping_, worker.served);
   if (served) return;
   if (queue->delivered()) return record_error(served.error());
   // Refused before any request: the kernel turned io_uring off and stays on /dev/fuse.

@@ -3,9 +3,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fuse_backend/transport/fusedev/uring_queue.hpp>
 
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -138,15 +140,19 @@ Result<void> UringQueue::queue_command(abi::uring_cmd command, std::size_t index
   return {};
 }
 
-Result<void> UringQueue::serve(Handler handler, void* context, api::BackingFiles* backing,
-                               const std::atomic<bool>& stopping,
+Result<void> UringQueue::serve(const Target& target, const Pacing& pacing, const std::atomic<bool>& stopping,
                                std::atomic<std::uint64_t>& served) noexcept {
+  using clock = std::chrono::steady_clock;
+  clock::time_point poll_until{};
   for (;;) {
     if (stopping.load(std::memory_order_acquire)) return {};
-    if (auto waited = ring_.submit_and_wait(); !waited) {
-      if (waited.error() == std::errc::interrupted) continue;
-      return waited;
+    const bool polling = clock::now() < poll_until;
+    if (polling) ::sched_yield();  // the CPU to anyone who wants it between reaps
+    if (auto reaped = ring_.submit_and_wait(!polling); !reaped) {
+      if (reaped.error() == std::errc::interrupted) continue;
+      return reaped;
     }
+    unsigned requests = 0;
     while (auto completion = ring_.next_completion()) {
       const std::size_t index = completion->user_data;
       if (index >= entries_.size()) return fail(std::errc::protocol_error);
@@ -157,9 +163,9 @@ Result<void> UringQueue::serve(Handler handler, void* context, api::BackingFiles
       delivered_ = true;
       UringEntry& entry = *entries_[index];
       const auto request = entry.request();
-      Reader reader(request, backing);
+      Reader reader(request, target.backing);
       Writer writer = entry.writer();
-      if (!request.empty()) handler(context, reader, writer);
+      if (!request.empty()) target.handler(target.context, reader, writer);
       if (!entry.committed()) {
         // Malformed, or not answered: the kernel still waits for this request.
         abi::out_header header{};
@@ -169,7 +175,14 @@ Result<void> UringQueue::serve(Handler handler, void* context, api::BackingFiles
         (void)entry.send(header, {});
       }
       served.fetch_add(1, std::memory_order_relaxed);
+      ++requests;
       if (auto queued = queue_command(abi::uring_cmd::commit_and_fetch, index); !queued) return queued;
+    }
+    if (requests == 0) continue;
+    if (pacing.busy_poll.count() > 0) poll_until = clock::now() + pacing.busy_poll;
+    if (pacing.affinity == nullptr) continue;
+    if (const cpu_set_t* cpus = pacing.affinity->after_reap(requests)) {
+      (void)::sched_setaffinity(0, sizeof(*cpus), cpus);  // a refusal leaves the thread where it is
     }
   }
 }

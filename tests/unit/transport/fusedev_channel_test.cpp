@@ -544,7 +544,7 @@ struct PipeService {
   // Set by a serve function that simulates the lost wake-up (see below).
   std::atomic<bool> late_stop{false};
 
-  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, {}, 0, 0, wake_signal) {}
+  explicit PipeService(int wake_signal = SIGURG) : core(pipe.read_end.get(), 1, {}, {}, wake_signal) {}
 
   // Hooks for one /dev/fuse-style worker calling `serve_with(context, ...)` (no io_uring queues).
   static fusedev::impl::ServiceCore::Hooks hooks(fusedev::impl::ServiceCore::Serve serve_with, void* context) {

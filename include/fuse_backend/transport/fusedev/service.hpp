@@ -29,12 +29,15 @@
 // half of the cost, and only the caller's side can avoid it). The price is up to `busy_poll` of
 // one CPU after each burst of requests, nothing while idle.
 // The other workers block in read(2) as above and take requests while worker 0 is busy with one.
-// Not used with io_uring: there the /dev/fuse workers only see FORGET and INTERRUPT.
+// With io_uring the /dev/fuse workers only see FORGET and INTERRUPT and never poll; each queue
+// thread polls its ring instead.
 //
 // FUSE-over-io_uring (ServiceOptions::io_uring): start() also starts one queue thread per
 // possible CPU. They wait until a /dev/fuse worker has answered INIT; if the kernel offered
-// FUSE_OVER_IO_URING (Linux >= 6.14, fuse.enable_uring=1) and the reply took it, each pins itself
-// to its CPU and serves that CPU's requests through a UringQueue; the /dev/fuse workers keep
+// FUSE_OVER_IO_URING (Linux >= 6.14, fuse.enable_uring=1) and the reply took it, each serves its
+// CPU's requests through a UringQueue (thread name fuse-uring-CPU), starting on that CPU and
+// moving off it while its callers keep several requests in flight (queue_affinity.hpp), busy
+// polling its ring for `busy_poll` after each burst of requests; the /dev/fuse workers keep
 // serving what the kernel still sends there (FORGET, INTERRUPT). Otherwise the queue threads end
 // at once and the /dev/fuse workers serve everything (said once on stderr). A queue thread is
 // one thread per CPU by design, so a request that blocks (a waiting lock) holds up the requests
@@ -83,7 +86,8 @@ struct ServiceOptions {
   // Worker threads (at least 1). More than one needs FUSE_DEV_IOC_CLONE (Linux >= 4.2).
   unsigned threads = 1;
   // How long worker 0 keeps re-reading its (non-blocking, cloned) fd for the next request before
-  // it sleeps; 0: it blocks in read(2) like the others. See "Busy polling" above.
+  // it sleeps, and each io_uring queue thread its ring; 0: they sleep at once (worker 0 in
+  // read(2) like the others). See "Busy polling" above.
   std::chrono::microseconds busy_poll{50};
   // Splice streams of large WRITEs from the device to the filesystem's fd instead of copying
   // them through the request buffer, where a pipe can hold the largest request (see
@@ -112,10 +116,16 @@ class ServiceCore {
   // session ends.
   using Serve = void (*)(void* service, Channel& channel, const std::atomic<bool>& stopping);
 
-  // `ring_queues` io_uring queue threads (0: none) besides the `threads` /dev/fuse workers, which
-  // read as `receive` says, except that only the first busy-polls.
-  ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, unsigned ring_queues,
-              unsigned ring_depth, int wake_signal) noexcept;
+  // The io_uring queue threads: how many (0: none), entries per queue, how long each polls.
+  struct RingOptions {
+    unsigned queues = 0;
+    unsigned depth = 0;
+    std::chrono::microseconds busy_poll{};
+  };
+
+  // `ring.queues` io_uring queue threads besides the `threads` /dev/fuse workers, which read as
+  // `receive` says, except that only the first busy-polls.
+  ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, RingOptions ring, int wake_signal) noexcept;
   ~ServiceCore();
   ServiceCore(const ServiceCore&) = delete;
   ServiceCore& operator=(const ServiceCore&) = delete;
@@ -181,8 +191,7 @@ class ServiceCore {
   int session_fd_;
   unsigned thread_count_;
   ReceiveOptions receive_;
-  unsigned ring_queues_;
-  unsigned ring_depth_;
+  RingOptions ring_;
   int wake_signal_;
   std::atomic<int> ring_state_{ring_waiting};
   std::atomic<bool> ring_refused_{false};  // said so on stderr
@@ -212,8 +221,7 @@ class Service {
 
   Service(Session& session, Fs& fs, ServiceOptions options = {}) noexcept
       : server_(fs, server_options(options)),
-        core_(session.fd(), options.threads, receive_options(options), options.io_uring ? possible_cpus() : 0,
-              options.io_uring_depth, options.wake_signal),
+        core_(session.fd(), options.threads, receive_options(options), ring_options(options), options.wake_signal),
         notifier_(session.fd()),
         backing_(session.fd()) {}
   Service(const Service&) = delete;
@@ -259,6 +267,10 @@ class Service {
   static ReceiveOptions receive_options(const ServiceOptions& options) noexcept {
     if (options.io_uring) return {};
     return {options.busy_poll, options.splice_writes};
+  }
+  static impl::ServiceCore::RingOptions ring_options(const ServiceOptions& options) noexcept {
+    if (!options.io_uring) return {};
+    return {possible_cpus(), options.io_uring_depth, options.busy_poll};
   }
 
   static void serve(void* self, Channel& channel, const std::atomic<bool>& stopping) {

@@ -6,7 +6,7 @@
 // a header buffer (fuse_uring_req_header) and a payload buffer. A completion means an entry holds
 // a request; the reply goes back into the same buffers and one COMMIT_AND_FETCH both completes
 // it and re-arms the entry, so a request costs one io_uring_enter instead of a read(2) and a
-// writev(2), and is served on the CPU that asked (see Service, ServiceOptions::io_uring).
+// writev(2) (see Service, ServiceOptions::io_uring; where the thread runs: queue_affinity.hpp).
 //
 // What the Server sees: the same fusedev::Reader and Writer as for /dev/fuse. The kernel splits
 // a request into in_header (in_out), the opcode's fixed argument struct (op_in) and the rest
@@ -27,6 +27,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,7 @@
 #include <fuse_backend/detail/io_uring.hpp>
 #include <fuse_backend/result.hpp>
 #include <fuse_backend/transport/fusedev/channel.hpp>
+#include <fuse_backend/transport/fusedev/queue_affinity.hpp>
 
 namespace fuse_backend::transport::fusedev {
 
@@ -96,13 +98,28 @@ class UringQueue {
   UringQueue(UringQueue&&) noexcept = default;
   UringQueue& operator=(UringQueue&&) = delete;
 
+  // Where requests go: handler(context, ...), with `backing` for the Readers.
+  struct Target {
+    Handler handler;
+    void* context;
+    api::BackingFiles* backing;
+  };
+  // How the thread waits and where it runs between requests.
+  struct Pacing {
+    // After a reap that brought requests, keep reaping without sleeping for this long (0: sleep
+    // at once), yielding the CPU between reaps; see ServiceOptions::busy_poll.
+    std::chrono::microseconds busy_poll{};
+    // Told of each reap's request count, to move the thread (queue_affinity.hpp); may be null.
+    QueueAffinity* affinity = nullptr;
+  };
+
   // Serves requests until `stopping` is seen (after any wake-up: a signal interrupts the wait)
   // or the connection ends (both success). A failed completion fails with its error: when no
   // request came before (delivered() is false) that is the kernel refusing the registration,
   // after which it turns io_uring off for the connection and keeps using /dev/fuse.
   // `served` counts the requests handled.
-  Result<void> serve(Handler handler, void* context, api::BackingFiles* backing,
-                     const std::atomic<bool>& stopping, std::atomic<std::uint64_t>& served) noexcept;
+  Result<void> serve(const Target& target, const Pacing& pacing, const std::atomic<bool>& stopping,
+                     std::atomic<std::uint64_t>& served) noexcept;
   // At least one request came through this queue.
   bool delivered() const noexcept { return delivered_; }
 
