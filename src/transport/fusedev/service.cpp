@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -217,10 +218,13 @@ bool ServiceCore::wait_for_ring() noexcept {
 }
 
 void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
+  // Named so that it can be told apart in top -H and /proc (tests find it by name); at most 15
+  // characters.
+  std::array<char, 16> name{};
+  fmt::format_to_n(name.data(), name.size() - 1, "fuse-uring-{}", worker.qid);
+  (void)::pthread_setname_np(::pthread_self(), name.data());
   // The kernel hands this queue the requests of callers on CPU qid: start there (the entries'
   // memory is then touched first on that CPU's node); QueueAffinity moves the thread under load.
-  // Named so that it can be told apart in top -H and /proc (tests find it by name).
-  (void)::pthread_setname_np(::pthread_self(), fmt::format("fuse-uring-{}", worker.qid).c_str());
   cpu_set_t allowed;
   if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) CPU_ZERO(&allowed);
   QueueAffinity affinity(worker.qid, allowed);
