@@ -9,7 +9,7 @@
 # and a table of each figure with the ratios ours/native and ours/libfuse. See bench/README.md
 # for what each figure means and the targets they are held to.
 #
-#   bench/compare.sh [--quick | --full] [--runs N] [--build-dir DIR] [--work-dir DIR]
+#   bench/compare.sh [--quick | --full] [--runs N] [--build-dir DIR] [--work-dir DIR | --ram-disk SIZE]
 #                    [--targets "T..."] [--pipe-max-size BYTES]
 #
 #   --quick       small sizes, about 2-3 minutes in all (the default)
@@ -19,6 +19,11 @@
 #   --build-dir   where to build our release binary (default: the release preset, build/release)
 #   --work-dir    a directory on the disk to measure (default /var/tmp); a fresh
 #                 compare.XXXXXX directory is made inside and removed at the end
+#   --ram-disk SIZE  measure on an ext4 file system on a new zram block device of SIZE (e.g. 2G),
+#                 made for the run and removed afterwards, instead of on --work-dir's disk: a
+#                 disk with nothing cached below this kernel. A VM's virtual disk is cached by
+#                 its host, so there "cold" reads run at disk or at memory speed depending on
+#                 what the host kept, differently for each target and run (bench/README.md)
 #   --targets     a subset of "native libfuse ours ours+backing ours+uring", e.g. for a quick
 #                 check
 #   --pipe-max-size  set fs.pipe-max-size to BYTES for the run (restored afterwards). Both
@@ -42,6 +47,7 @@ work_parent=/var/tmp
 targets="native libfuse ours ours+backing ours+uring"
 runs=1
 pipe_max_size=
+ram_disk_size=
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
 while (($#)); do
@@ -50,6 +56,8 @@ while (($#)); do
     --full) mode=full;;
     --build-dir) (($# > 1)) || die "--build-dir needs a value"; build_dir=$2; shift;;
     --work-dir) (($# > 1)) || die "--work-dir needs a value"; work_parent=$2; shift;;
+    --ram-disk) [[ ${2:-} =~ ^[1-9][0-9]*[KMG]$ ]] || die "--ram-disk needs a size such as 2G"
+                ram_disk_size=$2; shift;;
     --targets) (($# > 1)) || die "--targets needs a value"; targets=$2; shift;;
     --runs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--runs needs a whole number >= 1"; runs=$2; shift;;
     --pipe-max-size) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--pipe-max-size needs a number of bytes"
@@ -113,6 +121,8 @@ uring_parameter=/sys/module/fuse/parameters/enable_uring
 uring_before=
 pipe_parameter=/proc/sys/fs/pipe-max-size
 pipe_before=
+ram_disk=      # the zram device number, once added
+ram_mount=
 
 cleanup() {
   stop_daemon || true
@@ -120,6 +130,8 @@ cleanup() {
   [[ -n $pipe_before ]] && { echo "$pipe_before" >"$pipe_parameter" 2>/dev/null || true; }
   [[ -n $tmpfs ]] && { umount "$tmpfs" 2>/dev/null || true; }
   [[ -n $work ]] && rm -rf --one-file-system "$work"
+  [[ -n $ram_mount ]] && { umount "$ram_mount" 2>/dev/null && rmdir "$ram_mount"; }
+  [[ -n $ram_disk ]] && { echo "$ram_disk" >/sys/class/zram-control/hot_remove 2>/dev/null || true; }
   [[ -n $tools ]] && rm -rf "$tools"
   return 0
 }
@@ -149,6 +161,15 @@ gcc -O2 -o "$tools/passthrough_ll" "$examples/passthrough_ll.c" -I"$examples" \
     $(pkg-config fuse3 --cflags --libs)
 g++ -O2 -std=c++20 -o "$tools/metadata_ops" "$repo/bench/workloads/metadata_ops.cpp"
 
+if [[ -n $ram_disk_size ]]; then
+  [[ -w /sys/class/zram-control/hot_add ]] || die "--ram-disk: no /sys/class/zram-control (kernel without zram)"
+  ram_disk=$(cat /sys/class/zram-control/hot_add)
+  echo "$ram_disk_size" >"/sys/block/zram$ram_disk/disksize" || die "--ram-disk: cannot size zram$ram_disk"
+  mkfs.ext4 -q "/dev/zram$ram_disk"
+  ram_mount=$(mktemp -d /tmp/fuse_backend_compare_ram.XXXXXX)
+  mount "/dev/zram$ram_disk" "$ram_mount"
+  work_parent=$ram_mount
+fi
 work=$(mktemp -d "$work_parent/compare.XXXXXX")
 results=$work/results.tsv
 : >"$results"
