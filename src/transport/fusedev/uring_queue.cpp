@@ -147,7 +147,6 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing, const
   for (;;) {
     if (stopping.load(std::memory_order_acquire)) return {};
     const bool polling = clock::now() < poll_until;
-    if (polling) ::sched_yield();  // the CPU to anyone who wants it between reaps
     if (auto reaped = ring_.submit_and_wait(!polling); !reaped) {
       if (reaped.error() == std::errc::interrupted) continue;
       return reaped;
@@ -178,7 +177,12 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing, const
       ++requests;
       if (auto queued = queue_command(abi::uring_cmd::commit_and_fetch, index); !queued) return queued;
     }
-    if (requests == 0) continue;
+    if (requests == 0) {
+      // Between empty reaps the CPU goes to anyone who wants it; after a busy one, the replies
+      // (submitted by the next reap) go out first.
+      if (polling) ::sched_yield();
+      continue;
+    }
     if (pacing.busy_poll.count() > 0) poll_until = clock::now() + pacing.busy_poll;
     if (pacing.affinity == nullptr) continue;
     if (const cpu_set_t* cpus = pacing.affinity->after_reap(requests)) {
