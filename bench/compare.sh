@@ -163,6 +163,7 @@ g++ -O2 -std=c++20 -o "$tools/metadata_ops" "$repo/bench/workloads/metadata_ops.
 
 if [[ -n $ram_disk_size ]]; then
   [[ -w /sys/class/zram-control/hot_add ]] || die "--ram-disk: no /sys/class/zram-control (kernel without zram)"
+  command -v mkfs.ext4 >/dev/null || die "--ram-disk: no mkfs.ext4 (Debian package e2fsprogs)"
   ram_disk=$(cat /sys/class/zram-control/hot_add)
   echo "$ram_disk_size" >"/sys/block/zram$ram_disk/disksize" || die "--ram-disk: cannot size zram$ram_disk"
   mkfs.ext4 -q "/dev/zram$ram_disk"

@@ -120,8 +120,8 @@ Result<void> IoUring::submit_and_wait(bool wait) noexcept {
   // for us, without which nothing new reaches the completion queue.
   // Not syscall_result: EINTR must reach the caller (a stop request), not be retried. SQEs the
   // kernel did not take stay published and go with the next call.
-  const long rc = ::syscall(SYS_io_uring_enter, fd_.get(), pending, wait ? 1u : 0u, IORING_ENTER_GETEVENTS,
-                            nullptr, 0);
+  const long rc = ::syscall(SYS_io_uring_enter, fd_.get(), pending, wait ? 1u : 0u,
+                            IORING_ENTER_GETEVENTS, nullptr, 0);
   if (rc < 0) return fail_errno();
   return {};
 }

@@ -181,7 +181,8 @@ std::string cpus_allowed(const std::string& name) {
   if (name.empty()) return allowed_list("/proc/self/status");
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream comm(task.path() / "comm");
-    if (std::string line; std::getline(comm, line) && line == name) return allowed_list(task.path() / "status");
+    std::string line;
+    if (std::getline(comm, line) && line == name) return allowed_list(task.path() / "status");
   }
   return {};
 }

@@ -9,8 +9,9 @@
 //
 // Use: prepare() an SQE per command (filled in by the caller), submit_and_wait() to hand them
 // all to the kernel and sleep until at least one completion (or, to poll, only collect what has
-// completed), then drain completions with next_completion(). A signal interrupts the wait (EINTR is returned, not retried: the caller
-// decides whether it was asked to stop). Not thread-safe; move-only.
+// completed), then drain completions with next_completion(). A signal interrupts the wait
+// (EINTR is returned, not retried: the caller decides whether it was asked to stop). Not
+// thread-safe; move-only.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once

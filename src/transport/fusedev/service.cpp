@@ -135,7 +135,9 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
       auto worker = std::make_unique<Worker>(std::move(*channel));
       workers.push_back(std::move(worker));
     }
-    for (unsigned qid = 0; qid < ring_.queues; ++qid) workers.push_back(std::make_unique<Worker>(qid));
+    for (unsigned qid = 0; qid < ring_.queues; ++qid) {
+      workers.push_back(std::make_unique<Worker>(qid));
+    }
     workers_ = std::move(workers);
     published_.store(workers_.size(), std::memory_order_release);
     // Queue threads first: every queue must exist before INIT may announce io_uring, because

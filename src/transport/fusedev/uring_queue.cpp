@@ -140,7 +140,8 @@ Result<void> UringQueue::queue_command(abi::uring_cmd command, std::size_t index
   return {};
 }
 
-Result<void> UringQueue::serve(const Target& target, const Pacing& pacing, const std::atomic<bool>& stopping,
+Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
+                               const std::atomic<bool>& stopping,
                                std::atomic<std::uint64_t>& served) noexcept {
   using clock = std::chrono::steady_clock;
   clock::time_point poll_until{};
@@ -186,7 +187,8 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing, const
     if (pacing.busy_poll.count() > 0) poll_until = clock::now() + pacing.busy_poll;
     if (pacing.affinity == nullptr) continue;
     if (const cpu_set_t* cpus = pacing.affinity->after_reap(requests)) {
-      (void)::sched_setaffinity(0, sizeof(*cpus), cpus);  // a refusal leaves the thread where it is
+      // A refusal (a cpuset changed meanwhile) leaves the thread where it is.
+      (void)::sched_setaffinity(0, sizeof(*cpus), cpus);
     }
   }
 }

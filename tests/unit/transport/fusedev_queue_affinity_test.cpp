@@ -49,7 +49,9 @@ TEST(QueueAffinity, TwoRequestsInOneReapWidenItToEveryAllowedCpu) {
 TEST(QueueAffinity, ComesHomeAfterCalmReapsOfOneRequestInARow) {
   QueueAffinity affinity(0, cpus({0, 1}));
   ASSERT_NE(affinity.after_reap(3), nullptr);
-  for (unsigned i = 1; i < QueueAffinity::calm_reaps; ++i) ASSERT_EQ(affinity.after_reap(1), nullptr) << i;
+  for (unsigned i = 1; i < QueueAffinity::calm_reaps; ++i) {
+    ASSERT_EQ(affinity.after_reap(1), nullptr) << i;
+  }
   EXPECT_TRUE(same(affinity.after_reap(1), cpus({0})));
   EXPECT_TRUE(affinity.pinned());
 }
@@ -57,9 +59,13 @@ TEST(QueueAffinity, ComesHomeAfterCalmReapsOfOneRequestInARow) {
 TEST(QueueAffinity, ABusyReapRestartsTheCount) {
   QueueAffinity affinity(0, cpus({0, 1}));
   ASSERT_NE(affinity.after_reap(2), nullptr);
-  for (unsigned i = 1; i < QueueAffinity::calm_reaps; ++i) ASSERT_EQ(affinity.after_reap(1), nullptr);
+  for (unsigned i = 1; i < QueueAffinity::calm_reaps; ++i) {
+    ASSERT_EQ(affinity.after_reap(1), nullptr) << i;
+  }
   EXPECT_EQ(affinity.after_reap(2), nullptr);
-  for (unsigned i = 1; i < QueueAffinity::calm_reaps; ++i) ASSERT_EQ(affinity.after_reap(1), nullptr) << i;
+  for (unsigned i = 1; i < QueueAffinity::calm_reaps; ++i) {
+    ASSERT_EQ(affinity.after_reap(1), nullptr) << i;
+  }
   EXPECT_NE(affinity.after_reap(1), nullptr);
 }
 
@@ -68,7 +74,9 @@ TEST(QueueAffinity, NeverPinsOutsideItsAllowedCpusOrWithOneCpu) {
     QueueAffinity affinity(3, allowed);
     EXPECT_FALSE(affinity.pinned());
     for (unsigned requests : {2u, 1u, 5u}) {
-      for (unsigned i = 0; i <= QueueAffinity::calm_reaps; ++i) EXPECT_EQ(affinity.after_reap(requests), nullptr);
+      for (unsigned i = 0; i <= QueueAffinity::calm_reaps; ++i) {
+        EXPECT_EQ(affinity.after_reap(requests), nullptr);
+      }
     }
   }
 }

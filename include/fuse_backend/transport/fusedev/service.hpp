@@ -125,7 +125,8 @@ class ServiceCore {
 
   // `ring.queues` io_uring queue threads besides the `threads` /dev/fuse workers, which read as
   // `receive` says, except that only the first busy-polls.
-  ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, RingOptions ring, int wake_signal) noexcept;
+  ServiceCore(int session_fd, unsigned threads, ReceiveOptions receive, RingOptions ring,
+              int wake_signal) noexcept;
   ~ServiceCore();
   ServiceCore(const ServiceCore&) = delete;
   ServiceCore& operator=(const ServiceCore&) = delete;
@@ -221,7 +222,8 @@ class Service {
 
   Service(Session& session, Fs& fs, ServiceOptions options = {}) noexcept
       : server_(fs, server_options(options)),
-        core_(session.fd(), options.threads, receive_options(options), ring_options(options), options.wake_signal),
+        core_(session.fd(), options.threads, receive_options(options), ring_options(options),
+              options.wake_signal),
         notifier_(session.fd()),
         backing_(session.fd()) {}
   Service(const Service&) = delete;
