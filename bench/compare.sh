@@ -9,8 +9,8 @@
 # and a table of each figure with the ratios ours/native and ours/libfuse. See bench/README.md
 # for what each figure means and the targets they are held to.
 #
-#   bench/compare.sh [--quick | --full] [--runs N] [--build-dir DIR] [--work-dir DIR | --ram-disk SIZE]
-#                    [--targets "T..."] [--pipe-max-size BYTES]
+#   bench/compare.sh [--quick | --full] [--runs N] [--build-dir DIR]
+#                    [--work-dir DIR | --ram-disk SIZE] [--targets "T..."] [--pipe-max-size BYTES]
 #
 #   --quick       small sizes, about 2-3 minutes in all (the default)
 #   --full        larger files and longer random runs, about 10 minutes
@@ -43,7 +43,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=quick
 build_dir=
-work_parent=/var/tmp
+work_parent=
 targets="native libfuse ours ours+backing ours+uring"
 runs=1
 pipe_max_size=
@@ -67,6 +67,8 @@ while (($#)); do
   esac
   shift
 done
+[[ -z $work_parent || -z $ram_disk_size ]] || die "--work-dir and --ram-disk exclude each other"
+work_parent=${work_parent:-/var/tmp}
 for target in $targets; do
   [[ " native libfuse ours ours+backing ours+uring " == *" $target "* ]] || die "unknown target '$target'"
 done
@@ -129,9 +131,16 @@ cleanup() {
   [[ -n $uring_before ]] && { echo "$uring_before" >"$uring_parameter" 2>/dev/null || true; }
   [[ -n $pipe_before ]] && { echo "$pipe_before" >"$pipe_parameter" 2>/dev/null || true; }
   [[ -n $tmpfs ]] && { umount "$tmpfs" 2>/dev/null || true; }
-  [[ -n $work ]] && rm -rf --one-file-system "$work"
-  [[ -n $ram_mount ]] && { umount "$ram_mount" 2>/dev/null && rmdir "$ram_mount"; }
-  [[ -n $ram_disk ]] && { echo "$ram_disk" >/sys/class/zram-control/hot_remove 2>/dev/null || true; }
+  [[ -n $work ]] && { rm -rf --one-file-system "$work" || true; }
+  if [[ -n $ram_mount ]]; then
+    if mountpoint -q "$ram_mount" && ! umount "$ram_mount"; then
+      echo "compare.sh: cannot unmount $ram_mount; zram$ram_disk stays" >&2
+    fi
+    rmdir "$ram_mount" 2>/dev/null || true
+  fi
+  if [[ -n $ram_disk ]] && ! echo "$ram_disk" >/sys/class/zram-control/hot_remove 2>/dev/null; then
+    echo "compare.sh: cannot remove zram$ram_disk (still in use?)" >&2
+  fi
   [[ -n $tools ]] && rm -rf "$tools"
   return 0
 }
@@ -162,11 +171,13 @@ gcc -O2 -o "$tools/passthrough_ll" "$examples/passthrough_ll.c" -I"$examples" \
 g++ -O2 -std=c++20 -o "$tools/metadata_ops" "$repo/bench/workloads/metadata_ops.cpp"
 
 if [[ -n $ram_disk_size ]]; then
-  [[ -w /sys/class/zram-control/hot_add ]] || die "--ram-disk: no /sys/class/zram-control (kernel without zram)"
+  [[ -e /sys/class/zram-control ]] || modprobe zram 2>/dev/null || true
+  [[ -w /sys/class/zram-control/hot_add ]] || die "--ram-disk: no /sys/class/zram-control (zram not in this kernel, or not loadable)"
   command -v mkfs.ext4 >/dev/null || die "--ram-disk: no mkfs.ext4 (Debian package e2fsprogs)"
   ram_disk=$(cat /sys/class/zram-control/hot_add)
   echo "$ram_disk_size" >"/sys/block/zram$ram_disk/disksize" || die "--ram-disk: cannot size zram$ram_disk"
-  mkfs.ext4 -q "/dev/zram$ram_disk"
+  # Inode tables and journal written now, not by a kernel thread during the first workloads.
+  mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 "/dev/zram$ram_disk"
   ram_mount=$(mktemp -d /tmp/fuse_backend_compare_ram.XXXXXX)
   mount "/dev/zram$ram_disk" "$ram_mount"
   work_parent=$ram_mount

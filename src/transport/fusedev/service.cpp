@@ -223,7 +223,7 @@ void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
   // Named so that it can be told apart in top -H and /proc (tests find it by name); at most 15
   // characters.
   std::array<char, 16> name{};
-  fmt::format_to_n(name.data(), name.size() - 1, "fuse-uring-{}", worker.qid);
+  (void)std::snprintf(name.data(), name.size(), "fuse-uring-%u", worker.qid);
   (void)::pthread_setname_np(::pthread_self(), name.data());
   // The kernel hands this queue the requests of callers on CPU qid: start there (the entries'
   // memory is then touched first on that CPU's node); QueueAffinity moves the thread under load.

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <optional>
 
 namespace fuse_backend::transport::fusedev {
 namespace {
@@ -144,10 +145,12 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
                                const std::atomic<bool>& stopping,
                                std::atomic<std::uint64_t>& served) noexcept {
   using clock = std::chrono::steady_clock;
-  clock::time_point poll_until{};
+  // Since the last reap that brought requests (none yet: sleep). An elapsed time, not a deadline,
+  // so that any busy_poll is safe (now + a huge window would overflow).
+  std::optional<clock::time_point> last_busy;
   for (;;) {
     if (stopping.load(std::memory_order_acquire)) return {};
-    const bool polling = clock::now() < poll_until;
+    const bool polling = last_busy && clock::now() - *last_busy < pacing.busy_poll;
     if (auto reaped = ring_.submit_and_wait(!polling); !reaped) {
       if (reaped.error() == std::errc::interrupted) continue;
       return reaped;
@@ -184,7 +187,7 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
       if (polling) ::sched_yield();
       continue;
     }
-    if (pacing.busy_poll.count() > 0) poll_until = clock::now() + pacing.busy_poll;
+    if (pacing.busy_poll.count() > 0) last_busy = clock::now();
     if (pacing.affinity == nullptr) continue;
     if (const cpu_set_t* cpus = pacing.affinity->after_reap(requests)) {
       // A refusal (a cpuset changed meanwhile) leaves the thread where it is.

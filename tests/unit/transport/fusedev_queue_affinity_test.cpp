@@ -72,6 +72,9 @@ TEST(QueueAffinity, ABusyReapRestartsTheCount) {
 TEST(QueueAffinity, NeverPinsOutsideItsAllowedCpusOrWithOneCpu) {
   for (const cpu_set_t& allowed : {cpus({0, 1}), cpus({3}), cpus({})}) {
     QueueAffinity affinity(3, allowed);
+    QueueAffinity beyond_the_set(CPU_SETSIZE, cpus({0, 1}));
+    EXPECT_FALSE(beyond_the_set.pinned());
+    EXPECT_EQ(beyond_the_set.after_reap(2), nullptr);
     EXPECT_FALSE(affinity.pinned());
     for (unsigned requests : {2u, 1u, 5u}) {
       for (unsigned i = 0; i <= QueueAffinity::calm_reaps; ++i) {

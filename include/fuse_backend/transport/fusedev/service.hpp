@@ -27,7 +27,8 @@
 // psync random I/O 1.3-1.6x, or no gain in runs where the scheduler keeps the caller on the
 // other CPU, which then halts while it waits (the reply's wake-up of a halted CPU is the other
 // half of the cost, and only the caller's side can avoid it). The price is up to `busy_poll` of
-// one CPU after each burst of requests, nothing while idle.
+// one CPU after each burst of requests (with io_uring: of each queue thread's), nothing while
+// idle.
 // The other workers block in read(2) as above and take requests while worker 0 is busy with one.
 // With io_uring the /dev/fuse workers only see FORGET and INTERRUPT and never poll; each queue
 // thread polls its ring instead.
@@ -36,7 +37,9 @@
 // possible CPU. They wait until a /dev/fuse worker has answered INIT; if the kernel offered
 // FUSE_OVER_IO_URING (Linux >= 6.14, fuse.enable_uring=1) and the reply took it, each serves its
 // CPU's requests through a UringQueue (thread name fuse-uring-CPU), starting on that CPU and
-// moving off it while its callers keep several requests in flight (queue_affinity.hpp), busy
+// moving to the CPUs the thread calling start() may use while its callers keep several requests
+// in flight (queue_affinity.hpp; so start() from a thread pinned to one CPU keeps them all on
+// it, as the application asked), busy
 // polling its ring for `busy_poll` after each burst of requests; the /dev/fuse workers keep
 // serving what the kernel still sends there (FORGET, INTERRUPT). Otherwise the queue threads end
 // at once and the /dev/fuse workers serve everything (said once on stderr). A queue thread is
@@ -99,7 +102,9 @@ struct ServiceOptions {
   int wake_signal = SIGURG;
   // Serve through FUSE-over-io_uring when the kernel offers it (see above).
   bool io_uring = false;
-  // Requests each io_uring queue holds at once (entries of max_write bytes each).
+  // Requests each io_uring queue holds at once (entries of max_write bytes each). A queue thread
+  // leaves its CPU only when one reap brings two requests (queue_affinity.hpp): with depth 1 it
+  // never does.
   unsigned io_uring_depth = 2;
 };
 

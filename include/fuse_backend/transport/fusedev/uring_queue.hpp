@@ -107,7 +107,7 @@ class UringQueue {
   // How the thread waits and where it runs between requests.
   struct Pacing {
     // After a reap that brought requests, keep reaping without sleeping for this long (0: sleep
-    // at once), yielding the CPU between reaps; see ServiceOptions::busy_poll.
+    // at once), yielding the CPU after each empty reap; see ServiceOptions::busy_poll.
     std::chrono::microseconds busy_poll{};
     // Told of each reap's request count, to move the thread (queue_affinity.hpp); may be null.
     QueueAffinity* affinity = nullptr;
