@@ -334,8 +334,7 @@ TEST(FusedevService, StopFromAnotherThreadUnderLoad) {
         }
       });
     }
-    for (int i = 0; i < 1000 && served.load() == 0; ++i) std::this_thread::sleep_for(10ms);
-    EXPECT_GT(served.load(), 0);
+    EXPECT_TRUE(eventually([&] { return served.load() > 0; }));
     std::thread stopper([&mount] { mount.service().stop(); });
     stopper.join();
     EXPECT_TRUE(join_within(mount.service(), 2s));

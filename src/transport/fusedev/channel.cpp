@@ -33,6 +33,20 @@ std::size_t read_from_pipe(int fd, std::byte* into, std::size_t count) noexcept 
   return done;
 }
 
+// read_from_pipe() for bytes the channel cannot do without (a request's own).
+Result<void> read_exactly(int fd, std::byte* into, std::size_t count) noexcept {
+  if (read_from_pipe(fd, into, count) != count) return fail(std::errc::io_error);
+  return {};
+}
+
+// Whether the request whose first `size` bytes are `request` is a WRITE worth splicing.
+bool large_write(const std::byte* request, std::size_t size) noexcept {
+  if (size < splice_write_threshold) return false;
+  abi::in_header header;
+  std::memcpy(&header, request, sizeof(header));
+  return header.opcode == static_cast<std::uint32_t>(abi::opcode::write);
+}
+
 }  // namespace
 
 Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t offset) noexcept {
@@ -42,8 +56,7 @@ Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t off
       return ::splice(piped_->fd, nullptr, fd, &at, std::min(count, piped_left_), SPLICE_F_NONBLOCK);
     });
     if (moved) {
-      piped_left_ -= *moved;
-      piped_->unread -= *moved;
+      consume_piped(*moved);
       return moved;
     }
     if (moved.error() != std::errc::invalid_argument) return moved;
@@ -70,8 +83,7 @@ std::size_t Reader::read(std::span<std::byte> out) noexcept {
 std::size_t Reader::read_piped(std::byte* into, std::size_t count) noexcept {
   if (count == 0) return 0;  // also when nothing was piped (piped_ null)
   const std::size_t done = read_from_pipe(piped_->fd, into, count);
-  piped_left_ -= done;
-  piped_->unread -= done;
+  consume_piped(done);
   return done;
 }
 
@@ -114,24 +126,6 @@ Result<std::int32_t> DeviceBackingFiles::open(int fd) noexcept {
 Result<void> DeviceBackingFiles::close(std::int32_t backing_id) noexcept {
   return detail::syscall_void([&] { return ::ioctl(fd_, abi::dev_ioc_backing_close, &backing_id); });
 }
-
-namespace {
-
-// read_from_pipe() for bytes the channel cannot do without (a request's own).
-Result<void> read_exactly(int fd, std::byte* into, std::size_t count) noexcept {
-  if (read_from_pipe(fd, into, count) != count) return fail(std::errc::io_error);
-  return {};
-}
-
-// Whether the request whose first `size` bytes are `request` is a WRITE worth splicing.
-bool large_write(const std::byte* request, std::size_t size) noexcept {
-  if (size < splice_write_threshold) return false;
-  abi::in_header header;
-  std::memcpy(&header, request, sizeof(header));
-  return header.opcode == static_cast<std::uint32_t>(abi::opcode::write);
-}
-
-}  // namespace
 
 Channel::Channel(int fd, std::size_t buffer_size, ReceiveOptions options)
     : fd_(fd),

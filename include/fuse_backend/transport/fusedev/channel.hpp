@@ -113,6 +113,11 @@ class Reader final : public api::ZeroCopyReader {
  private:
   // Reads up to `count` piped bytes into `into`; consumes them.
   std::size_t read_piped(std::byte* into, std::size_t count) noexcept;
+  // `count` piped bytes have left the pipe (read or spliced on).
+  void consume_piped(std::size_t count) noexcept {
+    piped_left_ -= count;
+    piped_->unread -= count;
+  }
 
   std::span<const std::byte> data_;
   api::BackingFiles* backing_ = nullptr;

@@ -39,8 +39,8 @@
 // CPU's requests through a UringQueue (thread name fuse-uring-CPU), starting on that CPU and
 // moving to the CPUs the thread calling start() may use while its callers keep several requests
 // in flight (queue_affinity.hpp; so start() from a thread pinned to one CPU keeps them all on
-// it, as the application asked), busy
-// polling its ring for `busy_poll` after each burst of requests; the /dev/fuse workers keep
+// it, as the application asked), busy polling its ring for `busy_poll` after each burst of
+// requests; the /dev/fuse workers keep
 // serving what the kernel still sends there (FORGET, INTERRUPT). Otherwise the queue threads end
 // at once and the /dev/fuse workers serve everything (said once on stderr). A queue thread is
 // one thread per CPU by design, so a request that blocks (a waiting lock) holds up the requests
