@@ -193,10 +193,13 @@ Result<void> wait_for_lock(const api::Context& ctx, std::atomic<std::size_t>& wa
   auto rc = attempt();
   if (!would_block(rc)) return rc;
   if (max_waiters == 0) return fail(std::errc::operation_not_supported);
-  if (waiters.fetch_add(1, std::memory_order_relaxed) >= max_waiters) {
-    waiters.fetch_sub(1, std::memory_order_relaxed);
-    return fail(std::errc::no_lock_available);
-  }
+  // Take a slot, unless all are taken, or the request is interrupted already: then it would only
+  // give it back, and meanwhile turn away a request that may wait.
+  std::size_t taken = waiters.load(std::memory_order_relaxed);
+  do {
+    if (taken >= max_waiters) return fail(std::errc::no_lock_available);
+    if (ctx.interrupted()) return fail(std::errc::interrupted);
+  } while (!waiters.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed));
   auto delay = std::chrono::milliseconds(1);
   while (would_block(rc) && !ctx.interrupted()) {
     std::this_thread::sleep_for(delay);
