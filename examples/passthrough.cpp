@@ -110,8 +110,8 @@ Options:
                            max_write <= 1040384, else writes are copied)
   io_uring, no_io_uring    serve requests through FUSE-over-io_uring, one queue thread per CPU
                            (default off; Linux >= 6.14 with the fuse module's enable_uring=1,
-                           else /dev/fuse, logged once). A contended blocking lock then answers
-                           EOPNOTSUPP instead of waiting: a waiting queue would hold up its CPU
+                           else /dev/fuse, logged once); a blocking lock waits on a helper
+                           thread, so that its CPU's queue serves on
   max_write=BYTES          largest read/write request, 4096..16777216 (default 1048576)
   max_read=BYTES           largest read the kernel sends (default: the kernel's)
   allow_other              users other than the mounter may access the mount
@@ -517,8 +517,9 @@ int serve(Options& options) {
 
   // Blocking locks (F_SETLKW, flock) may wait while one worker stays free for the unlock or the
   // INTERRUPT that ends the wait; with a single worker a contended one answers EOPNOTSUPP.
-  // With io_uring each CPU has one queue thread, and the unlock may come from that same CPU.
-  options.fs.max_lock_waiters = options.service.io_uring ? 0 : options.service.threads - 1;
+  // (With io_uring they wait on helper threads, which the queues bound themselves; the /dev/fuse
+  // workers that INTERRUPTs come to are never held, but the same limit keeps both modes alike.)
+  options.fs.max_lock_waiters = options.service.threads - 1;
   auto fs = passthrough::PassthroughFs::create(options.fs);
   if (!fs) {
     const bool no_handles = options.fs.inode_file_handles == passthrough::InodeFileHandles::mandatory &&

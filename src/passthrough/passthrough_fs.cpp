@@ -186,13 +186,15 @@ bool would_block(const Result<void>& rc) noexcept {
 // non-blocking attempt, so an INTERRUPT from the kernel ends it with EINTR) only while fewer
 // than `max_waiters` requests wait: a waiting request holds a worker, and the INTERRUPT that
 // would free it needs another one. max_waiters 0 answers EOPNOTSUPP, as virtiofsd does for
-// every blocking lock; a full set of waiters answers ENOLCK. See Config::max_lock_waiters.
+// every blocking lock; a full set of waiters, or a thread that may not wait
+// (Context::may_block), answers ENOLCK. See Config::max_lock_waiters.
 template <class Attempt>
 Result<void> wait_for_lock(const api::Context& ctx, std::atomic<std::size_t>& waiters,
                            std::size_t max_waiters, Attempt&& attempt) {
   auto rc = attempt();
   if (!would_block(rc)) return rc;
   if (max_waiters == 0) return fail(std::errc::operation_not_supported);
+  if (!ctx.may_block()) return fail(std::errc::no_lock_available);
   // Take a slot, unless all are taken, or the request is interrupted already: then it would only
   // give it back, and meanwhile turn away a request that may wait.
   std::size_t taken = waiters.load(std::memory_order_relaxed);

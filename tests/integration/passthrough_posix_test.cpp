@@ -11,8 +11,13 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <sched.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <future>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -44,6 +49,21 @@ class PassthroughPosix : public PassthroughMount, public ::testing::WithParamInt
  protected:
   static void SetUpTestSuite() { ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), ""); }
   PassthroughPosix() { io_uring_ = GetParam() == Transport::io_uring; }
+  // Serves with one lock waiter allowed, makes "f" and returns an fd of it, opened through the
+  // mount or on the host, holding an exclusive flock; invalid on failure.
+  enum class Holder { mount, host };
+  UniqueFd start_holding_a_lock(Holder holder) {
+    Config config = uncached();
+    config.max_lock_waiters = 1;
+    start(config);
+    write_file(path("f"), "0123456789");
+    UniqueFd fd = open_file(holder == Holder::host ? host("f") : path("f"), O_RDWR);
+    if (fd.valid() && ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      ADD_FAILURE() << "flock: " << errno_text();
+      fd.reset();
+    }
+    return fd;
+  }
   void TearDown() override {
     // Still mounted: the ring must have served this test's requests, not /dev/fuse alone.
     if (io_uring_ && mount_) {
@@ -269,6 +289,103 @@ TEST_P(PassthroughPosix, ExtendedAttributes) {
   ASSERT_EQ(::removexattr(path("f").c_str(), "user.color"), 0);
   EXPECT_EQ(::getxattr(path("f").c_str(), "user.color", value, sizeof value), -1);
   EXPECT_EQ(errno, ENODATA);
+}
+
+// Keeps this thread (and the children it forks) on one CPU for its scope: with io_uring, the
+// kernel queues a request on its caller's CPU, so a waiter and the unlock share one queue.
+class OnOneCpu {
+ public:
+  OnOneCpu() {
+    ::sched_getaffinity(0, sizeof(saved_), &saved_);
+    int first = 0;
+    while (first < CPU_SETSIZE && !CPU_ISSET(first, &saved_)) ++first;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    ::sched_setaffinity(0, sizeof(one), &one);
+  }
+  ~OnOneCpu() { ::sched_setaffinity(0, sizeof(saved_), &saved_); }
+  OnOneCpu(const OnOneCpu&) = delete;
+  OnOneCpu& operator=(const OnOneCpu&) = delete;
+
+ private:
+  cpu_set_t saved_;
+};
+
+// flock(1) blocked taking an exclusive flock of `file` that this process holds: a program of
+// its own (exec), so that it does not keep copies of the service's fds (a forked copy of an
+// io_uring fd keeps the ring, and with it the requests it holds, alive for as long as the child
+// lives, which can be for ever when the child waits on this very mount).
+class LockWaiter {
+ public:
+  explicit LockWaiter(const std::string& file) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::alarm(20);  // kept across exec: a wait nothing ends kills it (the test fails), not the run
+      ::execl("/usr/bin/flock", "flock", "--exclusive", file.c_str(), "true", nullptr);
+      ::_exit(127);
+    }
+    child_.emplace(pid);
+    ::usleep(300 * 1000);  // in its blocking flock(2) by now
+  }
+  pid_t pid() const { return child_->pid(); }
+  // Its wait status, or nothing when it has not ended within `timeout_ms`.
+  std::optional<int> status(int timeout_ms = 0) { return child_->wait_for(timeout_ms); }
+
+ private:
+  std::optional<ChildGuard> child_;
+};
+
+// A blocking lock waits without holding up other requests, the unlock among them, even from the
+// waiter's own CPU (over io_uring: its queue), and is granted by that unlock.
+TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
+  OnOneCpu pinned;
+  UniqueFd fd = start_holding_a_lock(Holder::mount);
+  ASSERT_TRUE(fd.valid());
+  LockWaiter waiter(path("f"));
+  EXPECT_FALSE(waiter.status()) << "a blocking flock of a held lock did not wait";
+  struct stat st {};
+  EXPECT_EQ(::stat(path("f").c_str(), &st), 0) << "other requests are served meanwhile";
+  ASSERT_EQ(::flock(fd.get(), LOCK_UN), 0) << errno_text();
+  const auto status = waiter.status(10000);
+  ASSERT_TRUE(status) << "not granted after the unlock";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
+}
+
+// A fatal signal to the waiting process makes the kernel send FUSE_INTERRUPT (over /dev/fuse also
+// with io_uring) and wait for the answer; the wait must end with it while the lock is still held.
+TEST_P(PassthroughPosix, BlockingLockWaitEndsOnInterrupt) {
+  OnOneCpu pinned;
+  UniqueFd fd = start_holding_a_lock(Holder::mount);
+  ASSERT_TRUE(fd.valid());
+  LockWaiter waiter(path("f"));
+  ASSERT_EQ(::kill(waiter.pid(), SIGUSR1), 0);
+  const auto status = waiter.status(10000);
+  ASSERT_TRUE(status) << "the interrupted wait went on";
+  EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGUSR1) << "status " << *status;
+  EXPECT_EQ(::flock(fd.get(), LOCK_UN), 0) << errno_text();
+}
+
+// Unmounting while a lock waits: the service stops and its threads end (the waiting request is
+// interrupted and answered), instead of waiting for a lock nobody will release.
+TEST_P(PassthroughPosix, UnmountEndsALockWait) {
+  OnOneCpu pinned;
+  // Held on the host, so that letting go of it needs no request to a stopping service.
+  UniqueFd fd = start_holding_a_lock(Holder::host);
+  ASSERT_TRUE(fd.valid());
+  LockWaiter waiter(path("f"));
+  if (io_uring_) {
+    EXPECT_GT(mount_->service().io_uring_requests(), 0u);
+  }
+  auto stopped = std::async(std::launch::async, [&] { stop(); });
+  const bool ended = stopped.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (!ended) (void)::flock(fd.get(), LOCK_UN);  // so that it ends and the test can report
+  stopped.wait();
+  EXPECT_TRUE(ended) << "the service waited for the lock";
+  // flock(1) retries after EINTR; the mount is gone then, and it fails.
+  const auto status = waiter.status(10000);
+  ASSERT_TRUE(status) << "the waiter was left waiting";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << "status " << *status;
 }
 
 TEST_P(PassthroughPosix, LocksBetweenTwoProcesses) {

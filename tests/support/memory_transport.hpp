@@ -37,6 +37,8 @@ class MemoryReader final : public api::ZeroCopyReader {
   }
   bool skip(std::size_t count) noexcept { return read_bytes(count).size() == count; }
   api::BackingFiles* backing_files() noexcept { return backing_; }
+  bool may_block() const noexcept { return may_block_; }
+  void set_may_block(bool may_block) noexcept { may_block_ = may_block; }
 
   Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override {
     count = std::min(count, bytes_.size());
@@ -54,6 +56,7 @@ class MemoryReader final : public api::ZeroCopyReader {
  private:
   std::span<const std::byte> bytes_;
   api::BackingFiles* backing_;
+  bool may_block_ = true;
 };
 
 class MemoryWriter final : public api::ZeroCopyWriter {

@@ -34,6 +34,10 @@ struct Context {
   bool interrupted() const noexcept {
     return interrupted_ != nullptr && interrupted_->load(std::memory_order_relaxed);
   }
+  // Whether the op may hold its thread waiting (for a contended lock). False where the thread
+  // serves a queue that nothing else would serve meanwhile (a virtio queue, an io_uring queue's
+  // own thread): the op should then answer at once.
+  bool may_block() const noexcept { return may_block_; }
   // Where to register passthrough backing files; answers ENOTSUP on transports without them.
   BackingFiles& backing_files() const noexcept {
     return backing_ != nullptr ? *backing_ : NoBackingFiles::instance();
@@ -41,6 +45,7 @@ struct Context {
 
   const std::atomic<bool>* interrupted_ = nullptr;
   BackingFiles* backing_ = nullptr;
+  bool may_block_ = true;
 };
 
 }  // namespace fuse_backend::api

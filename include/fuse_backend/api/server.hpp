@@ -159,6 +159,11 @@ class Server {
   // reply could not be sent (the transport's error, e.g. ENODEV once unmounted).
   Result<Disposition> handle(Reader& reader, Writer& writer) noexcept;
 
+  // Marks every running request and every later one interrupted (Context::interrupted), so
+  // that handlers waiting for something give up: for a transport that is stopping.
+  // Async-signal-safe.
+  void interrupt_all() noexcept { inflight_.interrupt_all(); }
+
   bool initialized() const noexcept { return initialized_.load(std::memory_order_acquire); }
   // True after DESTROY until the next INIT.
   bool destroyed() const noexcept { return destroyed_.load(std::memory_order_acquire); }
@@ -259,6 +264,7 @@ Result<Disposition> Server<T, Fs>::handle(Reader& reader, Writer& writer) noexce
   request.ctx.pid = header.pid;
   request.ctx.unique = header.unique;
   request.ctx.backing_ = reader.backing_files();
+  request.ctx.may_block_ = reader.may_block();
 
   const abi::opcode_info* info = abi::find_opcode(header.opcode);
   const bool replies = info == nullptr || info->replies;

@@ -36,6 +36,8 @@ concept RequestReader = std::derived_from<R, ZeroCopyReader> &&
       { reader.skip(count) } noexcept -> std::same_as<bool>;
       // The transport's passthrough backing-file registry, or nullptr when it has none.
       { reader.backing_files() } noexcept -> std::same_as<BackingFiles*>;
+      // Whether the request's handler may wait (Context::may_block).
+      { const_reader.may_block() } noexcept -> std::same_as<bool>;
     };
 
 // Builds one reply: the payload is appended (or filled through the zero-copy interface), the

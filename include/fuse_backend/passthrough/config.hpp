@@ -97,11 +97,13 @@ struct Config {
   // once. A waiting request holds a worker until the lock is granted or the kernel sends
   // FUSE_INTERRUPT, so:
   // - 0 (the default) never waits: a free lock is granted, a contended one answers EOPNOTSUPP
-  //   at once (what virtiofsd answers for every blocking lock). Required on virtio-fs: the Linux
-  //   guest driver never sends FUSE_INTERRUPT, so a waiting request would hold its queue (and
-  //   the unlock queued behind it) forever, and stopping the queue would hang the VMM.
+  //   at once (what virtiofsd answers for every blocking lock).
   // - On /dev/fuse, at most workers - 1: INTERRUPT (a signal to the waiting process) reaches
   //   the daemon only through a free worker. Requests beyond the limit answer ENOLCK.
+  // - Whatever the limit, a request whose thread may not wait (Context::may_block) answers
+  //   ENOLCK: on virtio-fs, whose Linux guest never sends FUSE_INTERRUPT, a waiting request would
+  //   hold its queue (and the unlock queued behind it) forever; with FUSE-over-io_uring only
+  //   the SETLKW requests a queue hands to a helper thread may wait (uring_queue.hpp).
   std::size_t max_lock_waiters = 0;
   // Report the host's st_ino in attributes (stable across daemon restarts, the same number a
   // host `ls -i` shows). When false st_ino is the FUSE node id: unique even across host

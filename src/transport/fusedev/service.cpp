@@ -118,6 +118,8 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
   if (!stop_fd_ || (ring_.queues != 0 && !ring_fd_)) return fail(stop_fd_error_);
   if (!workers_.empty()) return fail(std::errc::operation_in_progress);
   if (auto installed = install_wake_handler(wake_signal_); !installed) return installed;
+  interrupt_context_ = hooks.service;
+  interrupt_all_.store(hooks.interrupt_all);
   std::vector<std::unique_ptr<Worker>> workers;
   try {
     for (unsigned i = 0; i < thread_count_; ++i) {
@@ -283,6 +285,7 @@ void ServiceCore::stop() noexcept {
   // left as it was.
   const int saved_errno = errno;
   stopping_.store(true);
+  if (auto interrupt_all = interrupt_all_.load()) interrupt_all(interrupt_context_);
   if (stop_fd_) signal_event(stop_fd_.get());
   wake_workers();
   errno = saved_errno;

@@ -4,14 +4,20 @@
 #include <fuse_backend/transport/fusedev/uring_queue.hpp>
 
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <optional>
+#include <system_error>
+
+#include <fuse_backend/detail/syscall.hpp>
 
 namespace fuse_backend::transport::fusedev {
 namespace {
@@ -30,6 +36,17 @@ constexpr std::size_t round_up(std::size_t value, std::size_t to) noexcept {
 // The kernel ends every pending entry with one of these when the connection goes away.
 constexpr bool connection_ended(int error) noexcept {
   return error == ENOTCONN || error == ECONNABORTED || error == ECANCELED || error == ENODEV;
+}
+
+// The user_data of the READ of Helpers::wake_fd (entries use their index).
+constexpr std::uint64_t wake_tag = std::numeric_limits<std::uint64_t>::max();
+
+// A blocking lock request: the one request that may wait indefinitely by design.
+bool may_wait(std::span<const std::byte> request) noexcept {
+  abi::in_header in;
+  if (request.size() < sizeof(in)) return false;
+  std::memcpy(&in, request.data(), sizeof(in));
+  return in.opcode == static_cast<std::uint32_t>(abi::opcode::setlkw);
 }
 
 }  // namespace
@@ -101,12 +118,32 @@ Result<void> UringEntry::send(const abi::out_header& header, std::span<const std
   return {};
 }
 
+UringQueue::Helpers::Helpers(std::size_t depth)
+    : threads(depth), finished(std::make_unique<std::atomic<bool>[]>(depth)) {}
+
+UringQueue::Helpers::~Helpers() {
+  for (auto& thread : threads) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
 Result<UringQueue> UringQueue::create(int fuse_fd, unsigned qid, unsigned depth,
                                       std::size_t payload_size) noexcept {
   if (depth == 0) depth = 1;
-  auto ring = detail::IoUring::create(depth);
+  // One SQE per entry, and one for the READ of the helpers' eventfd.
+  auto ring = detail::IoUring::create(depth + 1);
   if (!ring) return fail(ring.error());
-  UringQueue queue(std::move(*ring), fuse_fd, qid);
+  std::unique_ptr<Helpers> helpers;
+  try {
+    helpers = std::make_unique<Helpers>(depth);
+  } catch (const std::bad_alloc&) {
+    return fail(std::errc::not_enough_memory);
+  }
+  // Blocking: a READ of a non-blocking fd would complete at once with EAGAIN.
+  auto wake_fd = detail::syscall_result<int>([] { return ::eventfd(0, EFD_CLOEXEC); });
+  if (!wake_fd) return fail(wake_fd.error());
+  helpers->wake_fd = detail::UniqueFd(*wake_fd);
+  UringQueue queue(std::move(*ring), fuse_fd, qid, std::move(helpers));
   try {
     queue.entries_.reserve(depth);
   } catch (const std::bad_alloc&) {
@@ -141,6 +178,104 @@ Result<void> UringQueue::queue_command(abi::uring_cmd command, std::size_t index
   return {};
 }
 
+void UringQueue::answer(UringEntry& entry, const Target& target, std::span<const std::byte> request,
+                        bool may_block) noexcept {
+  Reader reader(request, target.backing, may_block);
+  Writer writer = entry.writer();
+  if (!request.empty()) target.handler(target.context, reader, writer);
+  if (!entry.committed()) {
+    // Malformed, or not answered: the kernel still waits for this request.
+    abi::out_header header{};
+    header.len = sizeof(header);
+    header.error = -EIO;
+    header.unique = entry.unique();
+    (void)entry.send(header, {});
+  }
+}
+
+bool UringQueue::hand_to_helper(const Target& target, std::size_t index,
+                                std::span<const std::byte> request) noexcept {
+  Helpers& helpers = *helpers_;
+  if (!may_wait(request) || helpers.running + 1 >= entries_.size()) return false;
+  UringEntry* entry = entries_[index].get();
+  std::atomic<bool>* finished = &helpers.finished[index];
+  const int wake_fd = helpers.wake_fd.get();
+  try {
+    helpers.threads[index] = std::thread([=] {
+      answer(*entry, target, request, true);
+      finished->store(true, std::memory_order_release);
+      const std::uint64_t one = 1;
+      (void)detail::syscall_result([&] { return ::write(wake_fd, &one, sizeof(one)); });
+    });
+  } catch (const std::system_error&) {
+    return false;  // no thread to be had: answered here, without waiting
+  }
+  ++helpers.running;
+  return true;
+}
+
+Result<void> UringQueue::take_back_finished() noexcept {
+  Helpers& helpers = *helpers_;
+  for (std::size_t index = 0; index < entries_.size() && helpers.running != 0; ++index) {
+    if (!helpers.threads[index].joinable() || !helpers.finished[index].load(std::memory_order_acquire)) continue;
+    helpers.threads[index].join();
+    helpers.finished[index].store(false, std::memory_order_relaxed);
+    --helpers.running;
+    if (auto queued = queue_command(abi::uring_cmd::commit_and_fetch, index); !queued) return queued;
+  }
+  if (helpers.running == 0 || helpers.wake_pending) return {};
+  io_uring_sqe* sqe = ring_.prepare();
+  if (sqe == nullptr) return fail(std::errc::no_buffer_space);  // depth + 1 SQEs: never full
+  sqe->opcode = IORING_OP_READ;
+  sqe->fd = helpers.wake_fd.get();
+  sqe->addr = reinterpret_cast<std::uintptr_t>(&helpers.wake_count);
+  sqe->len = sizeof(helpers.wake_count);
+  sqe->user_data = wake_tag;
+  helpers.wake_pending = true;
+  return {};
+}
+
+Result<UringQueue::Taken> UringQueue::take(const detail::Completion& completion, const Target& target,
+                                           std::atomic<std::uint64_t>& served, bool helpers_allowed) noexcept {
+  if (completion.user_data == wake_tag) {
+    helpers_->wake_pending = false;  // whatever it read: take_back_finished() looks for the helpers
+    return Taken::wake;
+  }
+  const std::size_t index = completion.user_data;
+  if (index >= entries_.size()) return fail(std::errc::protocol_error);
+  if (completion.result < 0) {
+    if (connection_ended(-completion.result)) return Taken::connection_ended;
+    return fail(static_cast<std::errc>(-completion.result));
+  }
+  delivered_ = true;
+  served.fetch_add(1, std::memory_order_relaxed);
+  UringEntry& entry = *entries_[index];
+  const auto request = entry.request();
+  // A helper's entry is committed once the helper is done.
+  if (helpers_allowed && hand_to_helper(target, index, request)) return Taken::request;
+  answer(entry, target, request, false);
+  if (auto queued = queue_command(abi::uring_cmd::commit_and_fetch, index); !queued) return fail(queued.error());
+  return Taken::request;
+}
+
+Result<void> UringQueue::finish_helpers(const Target& target, std::atomic<std::uint64_t>& served) noexcept {
+  for (;;) {
+    if (auto taken = take_back_finished(); !taken) return taken;
+    // The last commits. (What the kernel hands the re-armed entries from now on stays
+    // unanswered, as at any stop, until the connection ends.)
+    if (helpers_->running == 0) return ring_.submit_and_wait(false);
+    if (auto reaped = ring_.submit_and_wait(true); !reaped && reaped.error() != std::errc::interrupted) {
+      return reaped;
+    }
+    // Requests that come meanwhile are answered too, without waiting.
+    while (auto completion = ring_.next_completion()) {
+      auto taken = take(*completion, target, served, false);
+      if (!taken) return fail(taken.error());
+      if (*taken == Taken::connection_ended) return {};
+    }
+  }
+}
+
 Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
                                const std::atomic<bool>& stopping,
                                std::atomic<std::uint64_t>& served) noexcept {
@@ -149,7 +284,7 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
   // so that any busy_poll is safe (now + a huge window would overflow).
   std::optional<clock::time_point> last_busy;
   for (;;) {
-    if (stopping.load(std::memory_order_acquire)) return {};
+    if (stopping.load(std::memory_order_acquire)) return finish_helpers(target, served);
     const bool polling = last_busy && clock::now() - *last_busy < pacing.busy_poll;
     if (auto reaped = ring_.submit_and_wait(!polling); !reaped) {
       if (reaped.error() == std::errc::interrupted) continue;
@@ -157,30 +292,12 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
     }
     unsigned requests = 0;
     while (auto completion = ring_.next_completion()) {
-      const std::size_t index = completion->user_data;
-      if (index >= entries_.size()) return fail(std::errc::protocol_error);
-      if (completion->result < 0) {
-        if (connection_ended(-completion->result)) return {};
-        return fail(static_cast<std::errc>(-completion->result));
-      }
-      delivered_ = true;
-      UringEntry& entry = *entries_[index];
-      const auto request = entry.request();
-      Reader reader(request, target.backing);
-      Writer writer = entry.writer();
-      if (!request.empty()) target.handler(target.context, reader, writer);
-      if (!entry.committed()) {
-        // Malformed, or not answered: the kernel still waits for this request.
-        abi::out_header header{};
-        header.len = sizeof(header);
-        header.error = -EIO;
-        header.unique = entry.unique();
-        (void)entry.send(header, {});
-      }
-      served.fetch_add(1, std::memory_order_relaxed);
-      ++requests;
-      if (auto queued = queue_command(abi::uring_cmd::commit_and_fetch, index); !queued) return queued;
+      auto taken = take(*completion, target, served, true);
+      if (!taken) return fail(taken.error());
+      if (*taken == Taken::connection_ended) return {};
+      if (*taken == Taken::request) ++requests;
     }
+    if (auto taken = take_back_finished(); !taken) return taken;
     if (requests == 0) {
       // Between empty reaps the CPU goes to anyone who wants it; after a busy one, the replies
       // (submitted by the next reap) go out first.

@@ -175,12 +175,16 @@ class PassthroughLockWait : public PassthroughTest {
   ParsedReply exchange(const std::vector<std::byte>& message) {
     fuse_backend::testing::MemoryWriter writer;
     fuse_backend::testing::MemoryReader reader(message);
+    reader.set_may_block(may_block_);
     (void)server_->handle(reader, writer);
     return ParsedReply::parse(writer.reply());
   }
+  // When Server::interrupt_all() is called, if at all.
+  enum class InterruptAll { never, before_the_request, while_it_waits };
   // Sends SETLKW for `owner` while owner 0xA holds the whole file; returns its errno, or -1
   // when it did not answer within 5 s (then the holder's lock is dropped so the test ends).
-  int contended_setlkw(Config config, std::uint32_t lock_flags) {
+  int contended_setlkw(Config config, std::uint32_t lock_flags,
+                       InterruptAll interrupt_all = InterruptAll::never) {
     write_file(source_ / "f", "data");
     auto& fs = make(config);
     server_.emplace(fs);
@@ -198,9 +202,14 @@ class PassthroughLockWait : public PassthroughTest {
     wait.lk = {0, ~0ULL >> 1, F_WRLCK, 1};
     wait.lk_flags = lock_flags;
     const auto id = static_cast<std::uint64_t>(f);
+    if (interrupt_all == InterruptAll::before_the_request) server_->interrupt_all();
     auto reply = std::async(std::launch::async, [&, id] {
       return exchange(MessageBuilder(abi::opcode::setlkw, id, 9).add(wait).build());
     });
+    if (interrupt_all == InterruptAll::while_it_waits) {
+      EXPECT_EQ(reply.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+      server_->interrupt_all();
+    }
     if (reply.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
       (void)fs.release(ctx_, f, held->handle, 0, abi::release_flags::flock_unlock, 0);
       (void)fs.flush(ctx_, f, held->handle, 0xA);
@@ -211,7 +220,32 @@ class PassthroughLockWait : public PassthroughTest {
   }
 
   std::optional<api::Server<fuse_backend::testing::MemoryTransport, PassthroughFs>> server_;
+  bool may_block_ = true;  // what the transport says of the request's thread
 };
+
+// A thread that may not wait (an io_uring queue's, a virtio queue's) gets ENOLCK at once even
+// where waiting is allowed.
+TEST_F(PassthroughLockWait, AThreadThatMayNotBlockAnswersEnolck) {
+  Config config;
+  config.max_lock_waiters = 1;
+  may_block_ = false;
+  EXPECT_EQ(contended_setlkw(config, 0), ENOLCK);
+  EXPECT_EQ(contended_setlkw(config, abi::lk_flags::flock), ENOLCK);
+}
+
+// A stopping transport interrupts every request: a waiting lock gives up (EINTR), and so does
+// one that arrives afterwards.
+TEST_F(PassthroughLockWait, InterruptAllEndsAWait) {
+  Config config;
+  config.max_lock_waiters = 1;
+  EXPECT_EQ(contended_setlkw(config, 0, InterruptAll::while_it_waits), EINTR);
+}
+
+TEST_F(PassthroughLockWait, InterruptAllAlsoEndsALaterWait) {
+  Config config;
+  config.max_lock_waiters = 1;
+  EXPECT_EQ(contended_setlkw(config, 0, InterruptAll::before_the_request), EINTR);
+}
 
 TEST_F(PassthroughLockWait, ContendedPosixSetlkwAnswersAtOnce) {
   EXPECT_EQ(contended_setlkw({}, 0), EOPNOTSUPP);

@@ -548,7 +548,7 @@ struct PipeService {
 
   // Hooks for one /dev/fuse-style worker calling `serve_with(context, ...)` (no io_uring queues).
   static fusedev::impl::ServiceCore::Hooks hooks(fusedev::impl::ServiceCore::Serve serve_with, void* context) {
-    return {context, 0, serve_with, nullptr, nullptr, nullptr};
+    return {context, 0, serve_with, nullptr, nullptr, nullptr, nullptr};
   }
   fusedev::impl::ServiceCore::Hooks hooks(fusedev::impl::ServiceCore::Serve serve_with) {
     return hooks(serve_with, this);

@@ -4,7 +4,9 @@
 // for its request id for the duration of the call; INTERRUPT marks the slot holding the target id,
 // and the handler sees it through Context::interrupted(). When every slot is taken the request
 // runs untracked (an interrupt for it is then ignored, which the protocol permits: interrupts are
-// advisory). Thread-safe.
+// advisory). interrupt_all() (the server stopping) marks every request, running or still to
+// come, so that a handler waiting for something (a contended lock) gives up. Thread-safe; the
+// marking functions are also async-signal-safe (atomics only).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -28,7 +30,11 @@ class InflightRequests {
   // RAII claim of one slot; `flag()` is null when the request is untracked.
   class Claim {
    public:
-    Claim(InflightRequests& table, std::uint64_t unique) noexcept : slot_(table.claim(unique)) {}
+    Claim(InflightRequests& table, std::uint64_t unique) noexcept : slot_(table.claim(unique)) {
+      // After the claim (both sequentially consistent): either interrupt_all() finds this slot,
+      // or this request finds the table closed.
+      if (slot_ != nullptr && table.closed_.load()) slot_->interrupted.store(true, std::memory_order_relaxed);
+    }
     Claim(const Claim&) = delete;
     Claim& operator=(const Claim&) = delete;
     ~Claim() {
@@ -59,6 +65,14 @@ class InflightRequests {
     return false;
   }
 
+  // Marks every request interrupted, the running ones and every one claimed from now on.
+  void interrupt_all() noexcept {
+    closed_.store(true);
+    for (Slot& slot : slots_) {
+      if (slot.unique.load() != 0) slot.interrupted.store(true, std::memory_order_relaxed);
+    }
+  }
+
  private:
   static std::size_t start(std::uint64_t unique) noexcept {
     return static_cast<std::size_t>(unique >> 1) % capacity;  // the kernel's ids step by 2
@@ -68,7 +82,7 @@ class InflightRequests {
     for (std::size_t i = 0; i < capacity; ++i) {
       Slot& slot = slots_[(start(unique) + i) % capacity];
       std::uint64_t expected = 0;
-      if (slot.unique.compare_exchange_strong(expected, unique, std::memory_order_acq_rel)) {
+      if (slot.unique.compare_exchange_strong(expected, unique)) {
         return &slot;
       }
     }
@@ -76,6 +90,7 @@ class InflightRequests {
   }
 
   std::array<Slot, capacity> slots_{};
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace fuse_backend::api::detail

@@ -80,8 +80,9 @@ struct PipedPayload {
 class Reader final : public api::ZeroCopyReader {
  public:
   Reader() noexcept = default;
-  Reader(std::span<const std::byte> request, api::BackingFiles* backing) noexcept
-      : data_(request), backing_(backing) {}
+  // `may_block` false: the handler must not wait (an io_uring queue's own thread).
+  Reader(std::span<const std::byte> request, api::BackingFiles* backing, bool may_block = true) noexcept
+      : data_(request), backing_(backing), may_block_(may_block) {}
   // `spare` is request buffer the Reader may copy piped bytes into when a target fd cannot take
   // a splice (O_APPEND, or a filesystem without splice support).
   Reader(std::span<const std::byte> request, PipedPayload& piped, std::span<std::byte> spare,
@@ -106,6 +107,7 @@ class Reader final : public api::ZeroCopyReader {
     return true;
   }
   api::BackingFiles* backing_files() noexcept { return backing_; }
+  bool may_block() const noexcept { return may_block_; }
 
   Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override;
   std::size_t read(std::span<std::byte> out) noexcept override;
@@ -121,6 +123,7 @@ class Reader final : public api::ZeroCopyReader {
 
   std::span<const std::byte> data_;
   api::BackingFiles* backing_ = nullptr;
+  bool may_block_ = true;
   PipedPayload* piped_ = nullptr;
   std::size_t piped_left_ = 0;  // of piped_->unread, what this request may consume
   std::span<std::byte> spare_;

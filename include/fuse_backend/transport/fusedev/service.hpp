@@ -43,12 +43,13 @@
 // requests; the /dev/fuse workers keep
 // serving what the kernel still sends there (FORGET, INTERRUPT). Otherwise the queue threads end
 // at once and the /dev/fuse workers serve everything (said once on stderr). A queue thread is
-// one thread per CPU by design, so a request that blocks (a waiting lock) holds up the requests
-// of its CPU: run such filesystems with lock waits bounded (passthrough's max_lock_waiters = 0).
+// one thread per CPU by design, so a request that blocks (a waiting lock) would hold up the requests
+// of its CPU: such requests (SETLKW) go to a helper thread instead (uring_queue.hpp).
 //
 // A Service ends when
 //   - stop() is called (async-signal-safe: atomics, one write(2) to an eventfd that join()
-//     sleeps on, one tgkill(2) per worker; errno preserved), or
+//     sleeps on, one tgkill(2) per worker; errno preserved; every request then reads as
+//     interrupted, so a handler waiting for a lock gives up), or
 //   - the filesystem is unmounted from outside (the device answers ENODEV), or
 //   - the kernel sent DESTROY,
 // and join() then reports success; it reports an error only for a failure of the channel itself.
@@ -144,6 +145,9 @@ class ServiceCore {
     // Called once the io_uring queues exist (true) or could not be made (false), before the
     // first /dev/fuse read.
     void (*ring_usable)(void* service, bool usable);
+    // Called by every stop() once start() has begun (async-signal-safe): makes requests that
+    // wait give up (Server::interrupt_all), so that their threads end.
+    void (*interrupt_all)(void* service);
     api::BackingFiles* backing;
   };
 
@@ -207,6 +211,9 @@ class ServiceCore {
   // Readable once open_ring() decided: the queue threads sleep on it.
   detail::UniqueFd ring_fd_;
   std::atomic<bool> stopping_{false};
+  // Hooks::interrupt_all and its argument, for stop() (set once by start()).
+  std::atomic<void (*)(void*)> interrupt_all_{nullptr};
+  void* interrupt_context_ = nullptr;
   // Readable once stop() was called: join() sleeps on it instead of polling the flag.
   detail::UniqueFd stop_fd_;
   std::errc stop_fd_error_{};
@@ -241,7 +248,7 @@ class Service {
   // Starts the workers; returns once they run (or with the error that prevented it).
   Result<void> start() {
     return core_.start({this, server_.buffer_size(), &Service::serve, &Service::serve_ring_request,
-                        &Service::ring_usable, &backing_});
+                        &Service::ring_usable, &Service::interrupt_all, &backing_});
   }
   // Asks every worker to return after its current request. Async-signal-safe.
   void stop() noexcept { core_.stop(); }
@@ -283,6 +290,8 @@ class Service {
   static void serve(void* self, Channel& channel, const std::atomic<bool>& stopping) {
     static_cast<Service*>(self)->serve_loop(channel, stopping);
   }
+
+  static void interrupt_all(void* self) { static_cast<Service*>(self)->server_.interrupt_all(); }
 
   static void ring_usable(void* self, bool usable) {
     if (!usable) static_cast<Service*>(self)->server_.set_transport_init_flags(0);

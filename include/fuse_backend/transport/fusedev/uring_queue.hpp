@@ -19,6 +19,21 @@
 // request taken from the ring gets a commit, also one the Server did not answer (EIO), or the
 // entry would be lost.
 //
+// Requests that wait (SETLKW on a contended lock): the queue's thread is the only one serving
+// its CPU's requests, so a request waiting there would hold up every other request from that CPU
+// (the unlock that would end the wait among them). A SETLKW therefore runs on a helper thread
+// of its own, started for it (a thread start is small beside a lock wait), with the entry's
+// buffers as its reader and writer; the queue thread goes on with its other entries and commits
+// the reply once the helper is done, woken by an eventfd it keeps a READ pending on. At most
+// depth - 1 helpers run at once, so one entry always serves everything else; a SETLKW beyond
+// that (or when no thread can be started) runs on the queue thread with Context::may_block
+// false, as does every other request, so the filesystem answers at once instead of waiting.
+// A helper's wait ends with the lock, an INTERRUPT (which comes over /dev/fuse), or the Server
+// interrupting everything when the Service stops (Server::interrupt_all); a stopping serve()
+// commits the helpers' replies before it returns (a caller waiting for one could otherwise only
+// be freed by the connection's end, which a forked child holding the ring's fd can put off
+// for ever), and the destructor joins any helper still running.
+//
 // Teardown: an unmount or abort completes pending entries with ENOTCONN/ECONNABORTED; serve()
 // then returns success. Entry buffers stay allocated until the UringQueue is destroyed, after
 // the ring (whose close cancels what is still pending).
@@ -32,11 +47,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <thread>
 #include <vector>
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/backing.hpp>
 #include <fuse_backend/detail/io_uring.hpp>
+#include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/result.hpp>
 #include <fuse_backend/transport/fusedev/channel.hpp>
 #include <fuse_backend/transport/fusedev/queue_affinity.hpp>
@@ -93,6 +110,7 @@ class UringQueue {
   // Creates the ring and `depth` entries (payloads of `payload_size` bytes) for queue `qid` on
   // the calling thread, which must be the one that calls serve() (the ring is single-issuer),
   // and queues their registration (submitted by serve()). `fuse_fd` is the session's fd.
+  // Handlers run on this thread, and SETLKW handlers on helper threads (see above).
   static Result<UringQueue> create(int fuse_fd, unsigned qid, unsigned depth, std::size_t payload_size) noexcept;
 
   UringQueue(UringQueue&&) noexcept = default;
@@ -124,14 +142,47 @@ class UringQueue {
   bool delivered() const noexcept { return delivered_; }
 
  private:
-  UringQueue(detail::IoUring ring, int fuse_fd, unsigned qid) noexcept
-      : ring_(std::move(ring)), fuse_fd_(fuse_fd), qid_(qid) {}
+  // The helper threads of one queue and how they hand their entries back.
+  struct Helpers {
+    explicit Helpers(std::size_t depth);
+    ~Helpers();  // joins the threads
+    Helpers(const Helpers&) = delete;
+    Helpers& operator=(const Helpers&) = delete;
+    std::vector<std::thread> threads;                 // by entry index; joinable while taken
+    std::unique_ptr<std::atomic<bool>[]> finished;    // by entry index: reply written
+    detail::UniqueFd wake_fd;                         // written once per finished helper
+    std::uint64_t wake_count = 0;                     // the pending READ's buffer
+    bool wake_pending = false;                        // a READ of wake_fd is in the ring
+    std::size_t running = 0;
+  };
+
+  UringQueue(detail::IoUring ring, int fuse_fd, unsigned qid, std::unique_ptr<Helpers> helpers) noexcept
+      : helpers_(std::move(helpers)), ring_(std::move(ring)), fuse_fd_(fuse_fd), qid_(qid) {}
   // Queues REGISTER (register_entry) or COMMIT_AND_FETCH for entry `index`.
   Result<void> queue_command(abi::uring_cmd command, std::size_t index) noexcept;
+  // Answers `request`, held in `entry` (EIO when malformed or unanswered).
+  static void answer(UringEntry& entry, const Target& target, std::span<const std::byte> request,
+                     bool may_block) noexcept;
+  // Hands a SETLKW in entry `index` to a helper thread; false when it must run here.
+  bool hand_to_helper(const Target& target, std::size_t index, std::span<const std::byte> request) noexcept;
+  // Commits the entries of helpers that have finished and keeps a READ of wake_fd pending while
+  // any still runs.
+  Result<void> take_back_finished() noexcept;
+  // What a completion was.
+  enum class Taken { request, wake, connection_ended };
+  // Takes one completion: a request is answered (or handed to a helper, if allowed) and its
+  // commit queued.
+  Result<Taken> take(const detail::Completion& completion, const Target& target,
+                     std::atomic<std::uint64_t>& served, bool helpers_allowed) noexcept;
+  // At stop: waits for the helpers (the Server interrupts their waits) and commits their
+  // replies, so that the requests they hold are answered before the ring closes.
+  Result<void> finish_helpers(const Target& target, std::atomic<std::uint64_t>& served) noexcept;
 
   // Declared before ring_, so destroyed after it: the ring must close (cancelling what the
-  // kernel still holds) before the buffers go.
+  // kernel still holds, a READ into helpers_ among it) before the buffers go, and helpers_
+  // (joining the threads that write into entries_) before entries_.
   std::vector<std::unique_ptr<UringEntry>> entries_;
+  std::unique_ptr<Helpers> helpers_;
   bool delivered_ = false;
   detail::IoUring ring_;
   int fuse_fd_;

@@ -88,6 +88,9 @@ class ChainReader final : public api::ZeroCopyReader {
   std::span<const std::byte> read_bytes(std::size_t count) noexcept;
   bool skip(std::size_t count) noexcept;
   api::BackingFiles* backing_files() noexcept { return nullptr; }
+  // A virtio queue's thread serves every request of its queue (and the Linux guest never sends
+  // FUSE_INTERRUPT): nothing may hold it.
+  bool may_block() const noexcept { return false; }
 
   Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override;
   std::size_t read(std::span<std::byte> out) noexcept override;
