@@ -98,8 +98,8 @@ Options:
                              never      open fds only (default)
                              prefer     handles where the file system has them, else fds
                              mandatory  handles or fail (at start if SOURCE has none)
-  threads=N                worker threads, 1..256 (default: one per CPU, at most 16); blocking
-                           locks (F_SETLKW, flock) wait in at most N-1 of them, so one stays free
+  threads=N                worker threads, 1..256 (default: one per CPU, at most 16); at most
+                           N-1 blocking locks (F_SETLKW, flock) wait at once, so one stays free
   busy_poll=USECS          after its last request, one worker (with io_uring: each queue
                            thread) keeps looking for the next this long before it sleeps,
                            which saves back-to-back requests a wake-up

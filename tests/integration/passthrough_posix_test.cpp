@@ -19,6 +19,7 @@
 #include <future>
 #include <optional>
 #include <set>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -326,7 +327,16 @@ class LockWaiter {
       ::_exit(127);
     }
     child_.emplace(pid);
-    ::usleep(300 * 1000);  // in its blocking flock(2) by now
+  }
+  // Whether it is waiting for the answer to a FUSE request (its flock(2)) within 10 s.
+  bool waiting() {
+    const std::string wchan = "/proc/" + std::to_string(pid()) + "/wchan";
+    for (int i = 0; i < 1000; ++i) {
+      if (read_file(wchan) == "request_wait_answer") return true;
+      if (status()) return false;  // ended instead
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
   }
   pid_t pid() const { return child_->pid(); }
   // Its wait status, or nothing when it has not ended within `timeout_ms`.
@@ -336,17 +346,35 @@ class LockWaiter {
   std::optional<ChildGuard> child_;
 };
 
+// Drops an flock held on `fd` at the latest when it goes (before a LockWaiter declared earlier:
+// a killed waiter still waits for its answer, which needs the lock).
+class LockHolder {
+ public:
+  explicit LockHolder(int fd) noexcept : fd_(fd) {}
+  ~LockHolder() { (void)release(); }
+  LockHolder(const LockHolder&) = delete;
+  LockHolder& operator=(const LockHolder&) = delete;
+  bool release() noexcept {
+    const int fd = std::exchange(fd_, -1);
+    return fd < 0 || ::flock(fd, LOCK_UN) == 0;
+  }
+
+ private:
+  int fd_;
+};
+
 // A blocking lock waits without holding up other requests, the unlock among them, even from the
 // waiter's own CPU (over io_uring: its queue), and is granted by that unlock.
 TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
-  OnOneCpu pinned;
   UniqueFd fd = start_holding_a_lock(Holder::mount);
   ASSERT_TRUE(fd.valid());
+  OnOneCpu pinned;
   LockWaiter waiter(path("f"));
-  EXPECT_FALSE(waiter.status()) << "a blocking flock of a held lock did not wait";
+  LockHolder holder(fd.get());  // lets go first however the test ends, so that the waiter ends
+  ASSERT_TRUE(waiter.waiting()) << "a blocking flock of a held lock did not wait";
   struct stat st {};
   EXPECT_EQ(::stat(path("f").c_str(), &st), 0) << "other requests are served meanwhile";
-  ASSERT_EQ(::flock(fd.get(), LOCK_UN), 0) << errno_text();
+  ASSERT_TRUE(holder.release()) << errno_text();
   const auto status = waiter.status(10000);
   ASSERT_TRUE(status) << "not granted after the unlock";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
@@ -355,34 +383,39 @@ TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
 // A fatal signal to the waiting process makes the kernel send FUSE_INTERRUPT (over /dev/fuse also
 // with io_uring) and wait for the answer; the wait must end with it while the lock is still held.
 TEST_P(PassthroughPosix, BlockingLockWaitEndsOnInterrupt) {
-  OnOneCpu pinned;
   UniqueFd fd = start_holding_a_lock(Holder::mount);
   ASSERT_TRUE(fd.valid());
+  OnOneCpu pinned;
   LockWaiter waiter(path("f"));
+  LockHolder holder(fd.get());
+  ASSERT_TRUE(waiter.waiting()) << "a blocking flock of a held lock did not wait";
   ASSERT_EQ(::kill(waiter.pid(), SIGUSR1), 0);
   const auto status = waiter.status(10000);
   ASSERT_TRUE(status) << "the interrupted wait went on";
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGUSR1) << "status " << *status;
-  EXPECT_EQ(::flock(fd.get(), LOCK_UN), 0) << errno_text();
+  EXPECT_TRUE(holder.release()) << errno_text();
 }
 
 // Unmounting while a lock waits: the service stops and its threads end (the waiting request is
 // interrupted and answered), instead of waiting for a lock nobody will release.
 TEST_P(PassthroughPosix, UnmountEndsALockWait) {
-  OnOneCpu pinned;
   // Held on the host, so that letting go of it needs no request to a stopping service.
   UniqueFd fd = start_holding_a_lock(Holder::host);
   ASSERT_TRUE(fd.valid());
+  OnOneCpu pinned;
   LockWaiter waiter(path("f"));
+  LockHolder holder(fd.get());
+  ASSERT_TRUE(waiter.waiting()) << "a blocking flock of a held lock did not wait";
   if (io_uring_) {
     EXPECT_GT(mount_->service().io_uring_requests(), 0u);
   }
   auto stopped = std::async(std::launch::async, [&] { stop(); });
   const bool ended = stopped.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
-  if (!ended) (void)::flock(fd.get(), LOCK_UN);  // so that it ends and the test can report
+  if (!ended) (void)holder.release();  // so that it ends and the test can report
   stopped.wait();
   EXPECT_TRUE(ended) << "the service waited for the lock";
-  // flock(1) retries after EINTR; the mount is gone then, and it fails.
+  // flock(1) fails: its request was answered EINTR while the service stopped, and the mount
+  // is gone.
   const auto status = waiter.status(10000);
   ASSERT_TRUE(status) << "the waiter was left waiting";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << "status " << *status;

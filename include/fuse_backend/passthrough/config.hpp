@@ -100,7 +100,7 @@ struct Config {
   //   at once (what virtiofsd answers for every blocking lock).
   // - On /dev/fuse, at most workers - 1: INTERRUPT (a signal to the waiting process) reaches
   //   the daemon only through a free worker. Requests beyond the limit answer ENOLCK.
-  // - Whatever the limit, a request whose thread may not wait (Context::may_block) answers
+  // - With a non-zero limit, a request whose thread may not wait (Context::may_block) answers
   //   ENOLCK: on virtio-fs, whose Linux guest never sends FUSE_INTERRUPT, a waiting request would
   //   hold its queue (and the unlock queued behind it) forever; with FUSE-over-io_uring only
   //   the SETLKW requests a queue hands to a helper thread may wait (uring_queue.hpp).

@@ -3,19 +3,22 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fuse_backend/transport/fusedev/uring_queue.hpp>
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <optional>
-#include <system_error>
 
 #include <fuse_backend/detail/syscall.hpp>
 
@@ -41,12 +44,16 @@ constexpr bool connection_ended(int error) noexcept {
 // The user_data of the READ of Helpers::wake_fd (entries use their index).
 constexpr std::uint64_t wake_tag = std::numeric_limits<std::uint64_t>::max();
 
-// A blocking lock request: the one request that may wait indefinitely by design.
+// A blocking request for a lock (SETLKW that does not unlock): the one request that may wait
+// indefinitely by design. (An unlock never waits; the kernel sends every unlock of a blocking
+// fcntl or flock call as SETLKW.)
 bool may_wait(std::span<const std::byte> request) noexcept {
   abi::in_header in;
-  if (request.size() < sizeof(in)) return false;
+  abi::lk_in lock;
+  if (request.size() < sizeof(in) + sizeof(lock)) return false;
   std::memcpy(&in, request.data(), sizeof(in));
-  return in.opcode == static_cast<std::uint32_t>(abi::opcode::setlkw);
+  std::memcpy(&lock, request.data() + sizeof(in), sizeof(lock));
+  return in.opcode == static_cast<std::uint32_t>(abi::opcode::setlkw) && lock.lk.type != F_UNLCK;
 }
 
 }  // namespace
@@ -200,14 +207,19 @@ bool UringQueue::hand_to_helper(const Target& target, std::size_t index,
   UringEntry* entry = entries_[index].get();
   std::atomic<bool>* finished = &helpers.finished[index];
   const int wake_fd = helpers.wake_fd.get();
+  const unsigned qid = qid_;
   try {
     helpers.threads[index] = std::thread([=] {
+      // Told apart from the queue threads (fuse-uring-N) in top -H and /proc.
+      std::array<char, 16> name{};
+      (void)std::snprintf(name.data(), name.size(), "fuse-lock-%u", qid);
+      (void)::pthread_setname_np(::pthread_self(), name.data());
       answer(*entry, target, request, true);
       finished->store(true, std::memory_order_release);
       const std::uint64_t one = 1;
       (void)detail::syscall_result([&] { return ::write(wake_fd, &one, sizeof(one)); });
     });
-  } catch (const std::system_error&) {
+  } catch (...) {  // std::system_error, std::bad_alloc
     return false;  // no thread to be had: answered here, without waiting
   }
   ++helpers.running;

@@ -179,12 +179,12 @@ class PassthroughLockWait : public PassthroughTest {
     (void)server_->handle(reader, writer);
     return ParsedReply::parse(writer.reply());
   }
-  // When Server::interrupt_all() is called, if at all.
-  enum class InterruptAll { never, before_the_request, while_it_waits };
+  // Which interrupt comes, and when, if any.
+  enum class Interrupt { none, all_before_the_request, all_while_it_waits, its_own_before_it };
   // Sends SETLKW for `owner` while owner 0xA holds the whole file; returns its errno, or -1
   // when it did not answer within 5 s (then the holder's lock is dropped so the test ends).
   int contended_setlkw(Config config, std::uint32_t lock_flags,
-                       InterruptAll interrupt_all = InterruptAll::never) {
+                       Interrupt interrupt = Interrupt::none) {
     write_file(source_ / "f", "data");
     auto& fs = make(config);
     server_.emplace(fs);
@@ -202,11 +202,15 @@ class PassthroughLockWait : public PassthroughTest {
     wait.lk = {0, ~0ULL >> 1, F_WRLCK, 1};
     wait.lk_flags = lock_flags;
     const auto id = static_cast<std::uint64_t>(f);
-    if (interrupt_all == InterruptAll::before_the_request) server_->interrupt_all();
+    if (interrupt == Interrupt::all_before_the_request) server_->interrupt_all();
+    // Over /dev/fuse an INTERRUPT may overtake its request on the way to a handler.
+    if (interrupt == Interrupt::its_own_before_it) {
+      (void)exchange(MessageBuilder(abi::opcode::interrupt, 0, 11).add(abi::interrupt_in{9}).build());
+    }
     auto reply = std::async(std::launch::async, [&, id] {
       return exchange(MessageBuilder(abi::opcode::setlkw, id, 9).add(wait).build());
     });
-    if (interrupt_all == InterruptAll::while_it_waits) {
+    if (interrupt == Interrupt::all_while_it_waits) {
       EXPECT_EQ(reply.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
       server_->interrupt_all();
     }
@@ -238,13 +242,19 @@ TEST_F(PassthroughLockWait, AThreadThatMayNotBlockAnswersEnolck) {
 TEST_F(PassthroughLockWait, InterruptAllEndsAWait) {
   Config config;
   config.max_lock_waiters = 1;
-  EXPECT_EQ(contended_setlkw(config, 0, InterruptAll::while_it_waits), EINTR);
+  EXPECT_EQ(contended_setlkw(config, 0, Interrupt::all_while_it_waits), EINTR);
 }
 
 TEST_F(PassthroughLockWait, InterruptAllAlsoEndsALaterWait) {
   Config config;
   config.max_lock_waiters = 1;
-  EXPECT_EQ(contended_setlkw(config, 0, InterruptAll::before_the_request), EINTR);
+  EXPECT_EQ(contended_setlkw(config, 0, Interrupt::all_before_the_request), EINTR);
+}
+
+TEST_F(PassthroughLockWait, AnInterruptThatOvertookItsRequestStillEndsTheWait) {
+  Config config;
+  config.max_lock_waiters = 1;
+  EXPECT_EQ(contended_setlkw(config, 0, Interrupt::its_own_before_it), EINTR);
 }
 
 TEST_F(PassthroughLockWait, ContendedPosixSetlkwAnswersAtOnce) {

@@ -4,7 +4,11 @@
 // for its request id for the duration of the call; INTERRUPT marks the slot holding the target id,
 // and the handler sees it through Context::interrupted(). When every slot is taken the request
 // runs untracked (an interrupt for it is then ignored, which the protocol permits: interrupts are
-// advisory). interrupt_all() (the server stopping) marks every request, running or still to
+// advisory). An INTERRUPT may also come before its request claims a slot (it comes over
+// /dev/fuse while the request is still on its way to a handler: another worker, an io_uring
+// queue's helper thread that is starting); the last `early_capacity` such ids are kept and a
+// claim for one of them starts out interrupted (ids are never reused, so a stale one is
+// harmless). interrupt_all() (the server stopping) marks every request, running or still to
 // come, so that a handler waiting for something (a contended lock) gives up. Thread-safe; the
 // marking functions are also async-signal-safe (atomics only).
 //
@@ -31,9 +35,11 @@ class InflightRequests {
   class Claim {
    public:
     Claim(InflightRequests& table, std::uint64_t unique) noexcept : slot_(table.claim(unique)) {
-      // After the claim (both sequentially consistent): either interrupt_all() finds this slot,
-      // or this request finds the table closed.
-      if (slot_ != nullptr && table.closed_.load()) slot_->interrupted.store(true, std::memory_order_relaxed);
+      // After the claim (all sequentially consistent): either interrupt_all() / interrupt()
+      // finds this slot, or this request finds the table closed / its id among the early ones.
+      if (slot_ != nullptr && (table.closed_.load() || table.interrupted_early(unique))) {
+        slot_->interrupted.store(true, std::memory_order_relaxed);
+      }
     }
     Claim(const Claim&) = delete;
     Claim& operator=(const Claim&) = delete;
@@ -57,7 +63,17 @@ class InflightRequests {
     if (unique == 0) return false;
     for (std::size_t i = 0; i < capacity; ++i) {
       Slot& slot = slots_[(start(unique) + i) % capacity];
-      if (slot.unique.load(std::memory_order_acquire) == unique) {
+      if (slot.unique.load() == unique) {
+        slot.interrupted.store(true, std::memory_order_relaxed);
+        return true;
+      }
+    }
+    // Not running (yet): remembered, then looked for once more, in case the request claimed its
+    // slot meanwhile without seeing the id.
+    early_[early_next_.fetch_add(1) % early_capacity].store(unique);
+    for (std::size_t i = 0; i < capacity; ++i) {
+      Slot& slot = slots_[(start(unique) + i) % capacity];
+      if (slot.unique.load() == unique) {
         slot.interrupted.store(true, std::memory_order_relaxed);
         return true;
       }
@@ -89,8 +105,21 @@ class InflightRequests {
     return nullptr;
   }
 
+  // Any id remembered at all: the common case costs one load.
+  bool interrupted_early(std::uint64_t unique) const noexcept {
+    if (early_next_.load() == 0) return false;
+    for (const auto& early : early_) {
+      if (early.load() == unique) return true;
+    }
+    return false;
+  }
+
+  static constexpr std::size_t early_capacity = 16;
+
   std::array<Slot, capacity> slots_{};
   std::atomic<bool> closed_{false};
+  std::array<std::atomic<std::uint64_t>, early_capacity> early_{};
+  std::atomic<std::size_t> early_next_{0};
 };
 
 }  // namespace fuse_backend::api::detail

@@ -105,7 +105,8 @@ struct ServiceOptions {
   bool io_uring = false;
   // Requests each io_uring queue holds at once (entries of max_write bytes each). A queue thread
   // leaves its CPU only when one reap brings two requests (queue_affinity.hpp): with depth 1 it
-  // never does.
+  // never does. At most depth - 1 blocking locks per queue wait at once (uring_queue.hpp): with
+  // depth 1 none does (ENOLCK).
   unsigned io_uring_depth = 2;
 };
 

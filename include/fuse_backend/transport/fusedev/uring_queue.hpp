@@ -21,11 +21,13 @@
 //
 // Requests that wait (SETLKW on a contended lock): the queue's thread is the only one serving
 // its CPU's requests, so a request waiting there would hold up every other request from that CPU
-// (the unlock that would end the wait among them). A SETLKW therefore runs on a helper thread
-// of its own, started for it (a thread start is small beside a lock wait), with the entry's
-// buffers as its reader and writer; the queue thread goes on with its other entries and commits
-// the reply once the helper is done, woken by an eventfd it keeps a READ pending on. At most
-// depth - 1 helpers run at once, so one entry always serves everything else; a SETLKW beyond
+// (the unlock that would end the wait among them). A SETLKW that asks for a lock therefore runs
+// on a helper thread of its own (fuse-lock-N) with the entry's buffers as its reader and writer;
+// the queue thread goes on with its other entries and commits the reply once the helper is done,
+// woken by an eventfd it keeps a READ pending on. The thread is started for the request: tens of
+// microseconds, small beside a lock wait but paid by every blocking lock call (an unlock runs on
+// the queue thread; a pool would save it, not needed so far). At most depth - 1 helpers run at
+// once (io_uring_depth 2: one per CPU), so one entry always serves everything else; a SETLKW beyond
 // that (or when no thread can be started) runs on the queue thread with Context::may_block
 // false, as does every other request, so the filesystem answers at once instead of waiting.
 // A helper's wait ends with the lock, an INTERRUPT (which comes over /dev/fuse), or the Server
