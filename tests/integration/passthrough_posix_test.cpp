@@ -363,19 +363,28 @@ class LockHolder {
   int fd_;
 };
 
+// A lock held on `held` (see start_holding_a_lock) and flock(1) waiting for it on the mount,
+// both pinned to one CPU; the lock is dropped before the waiter is reaped.
+struct WaitingForAHeldLock {
+  WaitingForAHeldLock(UniqueFd held, const std::string& file)
+      : fd(std::move(held)), waiter(file), holder(fd.get()) {}
+  UniqueFd fd;
+  OnOneCpu pinned;
+  LockWaiter waiter;
+  LockHolder holder;
+};
+
 // A blocking lock waits without holding up other requests, the unlock among them, even from the
 // waiter's own CPU (over io_uring: its queue), and is granted by that unlock.
 TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
   UniqueFd fd = start_holding_a_lock(Holder::mount);
   ASSERT_TRUE(fd.valid());
-  OnOneCpu pinned;
-  LockWaiter waiter(path("f"));
-  LockHolder holder(fd.get());  // lets go first however the test ends, so that the waiter ends
-  ASSERT_TRUE(waiter.waiting()) << "a blocking flock of a held lock did not wait";
+  WaitingForAHeldLock lock(std::move(fd), path("f"));
+  ASSERT_TRUE(lock.waiter.waiting()) << "a blocking flock of a held lock did not wait";
   struct stat st {};
   EXPECT_EQ(::stat(path("f").c_str(), &st), 0) << "other requests are served meanwhile";
-  ASSERT_TRUE(holder.release()) << errno_text();
-  const auto status = waiter.status(10000);
+  ASSERT_TRUE(lock.holder.release()) << errno_text();
+  const auto status = lock.waiter.status(10000);
   ASSERT_TRUE(status) << "not granted after the unlock";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
 }
@@ -385,15 +394,13 @@ TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
 TEST_P(PassthroughPosix, BlockingLockWaitEndsOnInterrupt) {
   UniqueFd fd = start_holding_a_lock(Holder::mount);
   ASSERT_TRUE(fd.valid());
-  OnOneCpu pinned;
-  LockWaiter waiter(path("f"));
-  LockHolder holder(fd.get());
-  ASSERT_TRUE(waiter.waiting()) << "a blocking flock of a held lock did not wait";
-  ASSERT_EQ(::kill(waiter.pid(), SIGUSR1), 0);
-  const auto status = waiter.status(10000);
+  WaitingForAHeldLock lock(std::move(fd), path("f"));
+  ASSERT_TRUE(lock.waiter.waiting()) << "a blocking flock of a held lock did not wait";
+  ASSERT_EQ(::kill(lock.waiter.pid(), SIGUSR1), 0);
+  const auto status = lock.waiter.status(10000);
   ASSERT_TRUE(status) << "the interrupted wait went on";
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGUSR1) << "status " << *status;
-  EXPECT_TRUE(holder.release()) << errno_text();
+  EXPECT_TRUE(lock.holder.release()) << errno_text();
 }
 
 // Unmounting while a lock waits: the service stops and its threads end (the waiting request is
@@ -402,21 +409,19 @@ TEST_P(PassthroughPosix, UnmountEndsALockWait) {
   // Held on the host, so that letting go of it needs no request to a stopping service.
   UniqueFd fd = start_holding_a_lock(Holder::host);
   ASSERT_TRUE(fd.valid());
-  OnOneCpu pinned;
-  LockWaiter waiter(path("f"));
-  LockHolder holder(fd.get());
-  ASSERT_TRUE(waiter.waiting()) << "a blocking flock of a held lock did not wait";
+  WaitingForAHeldLock lock(std::move(fd), path("f"));
+  ASSERT_TRUE(lock.waiter.waiting()) << "a blocking flock of a held lock did not wait";
   if (io_uring_) {
     EXPECT_GT(mount_->service().io_uring_requests(), 0u);
   }
   auto stopped = std::async(std::launch::async, [&] { stop(); });
   const bool ended = stopped.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
-  if (!ended) (void)holder.release();  // so that it ends and the test can report
+  if (!ended) (void)lock.holder.release();  // so that it ends and the test can report
   stopped.wait();
   EXPECT_TRUE(ended) << "the service waited for the lock";
   // flock(1) fails: its request was answered EINTR while the service stopped, and the mount
   // is gone.
-  const auto status = waiter.status(10000);
+  const auto status = lock.waiter.status(10000);
   ASSERT_TRUE(status) << "the waiter was left waiting";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0) << "status " << *status;
 }

@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include <fuse_backend/detail/syscall.hpp>
+#include <fuse_backend/detail/thread_name.hpp>
 
 namespace fuse_backend::transport::fusedev {
 
@@ -222,11 +223,7 @@ bool ServiceCore::wait_for_ring() noexcept {
 }
 
 void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
-  // Named so that it can be told apart in top -H and /proc (tests find it by name); at most 15
-  // characters.
-  std::array<char, 16> name{};
-  (void)std::snprintf(name.data(), name.size(), "fuse-uring-%u", worker.qid);
-  (void)::pthread_setname_np(::pthread_self(), name.data());
+  detail::name_this_thread("fuse-uring", worker.qid);
   // The kernel hands this queue the requests of callers on CPU qid: start there (the entries'
   // memory is then touched first on that CPU's node); QueueAffinity moves the thread under load.
   cpu_set_t allowed;

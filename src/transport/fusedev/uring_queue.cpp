@@ -4,23 +4,21 @@
 #include <fuse_backend/transport/fusedev/uring_queue.hpp>
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <new>
 #include <optional>
 
 #include <fuse_backend/detail/syscall.hpp>
+#include <fuse_backend/detail/thread_name.hpp>
 
 namespace fuse_backend::transport::fusedev {
 namespace {
@@ -210,10 +208,7 @@ bool UringQueue::hand_to_helper(const Target& target, std::size_t index,
   const unsigned qid = qid_;
   try {
     helpers.threads[index] = std::thread([=] {
-      // Told apart from the queue threads (fuse-uring-N) in top -H and /proc.
-      std::array<char, 16> name{};
-      (void)std::snprintf(name.data(), name.size(), "fuse-lock-%u", qid);
-      (void)::pthread_setname_np(::pthread_self(), name.data());
+      detail::name_this_thread("fuse-lock", qid);  // not fuse-uring-N: that is the queue's thread
       answer(*entry, target, request, true);
       finished->store(true, std::memory_order_release);
       const std::uint64_t one = 1;

@@ -61,24 +61,11 @@ class InflightRequests {
   // not read yet).
   bool interrupt(std::uint64_t unique) noexcept {
     if (unique == 0) return false;
-    for (std::size_t i = 0; i < capacity; ++i) {
-      Slot& slot = slots_[(start(unique) + i) % capacity];
-      if (slot.unique.load() == unique) {
-        slot.interrupted.store(true, std::memory_order_relaxed);
-        return true;
-      }
-    }
+    if (mark_running(unique)) return true;
     // Not running (yet): remembered, then looked for once more, in case the request claimed its
     // slot meanwhile without seeing the id.
     early_[early_next_.fetch_add(1) % early_capacity].store(unique);
-    for (std::size_t i = 0; i < capacity; ++i) {
-      Slot& slot = slots_[(start(unique) + i) % capacity];
-      if (slot.unique.load() == unique) {
-        slot.interrupted.store(true, std::memory_order_relaxed);
-        return true;
-      }
-    }
-    return false;
+    return mark_running(unique);
   }
 
   // Marks every request interrupted, the running ones and every one claimed from now on.
@@ -105,6 +92,17 @@ class InflightRequests {
     return nullptr;
   }
 
+  // Marks the slot holding `unique`; false when there is none.
+  bool mark_running(std::uint64_t unique) noexcept {
+    for (std::size_t i = 0; i < capacity; ++i) {
+      Slot& slot = slots_[(start(unique) + i) % capacity];
+      if (slot.unique.load() == unique) {
+        slot.interrupted.store(true, std::memory_order_relaxed);
+        return true;
+      }
+    }
+    return false;
+  }
   // Any id remembered at all: the common case costs one load.
   bool interrupted_early(std::uint64_t unique) const noexcept {
     if (early_next_.load() == 0) return false;
