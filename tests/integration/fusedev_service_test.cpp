@@ -38,6 +38,7 @@
 #include <fuse_backend/api/observer.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/transport/fusedev/signals.hpp>
+#include <support/cpu_pin.hpp>
 #include <support/files.hpp>
 #include <support/fuse_io_uring.hpp>
 #include <support/memory_fs.hpp>
@@ -202,10 +203,8 @@ bool eventually(Condition condition) {
 // running `body` until `done`.
 std::thread on_cpu_until(int cpu, const std::atomic<bool>& done, const std::function<void()>& body) {
   return std::thread([cpu, &done, body] {
-    cpu_set_t only;
-    CPU_ZERO(&only);
-    CPU_SET(cpu, &only);
-    if (::sched_setaffinity(0, sizeof(only), &only) != 0) return;
+    fuse_backend::testing::OnOneCpu only(cpu);
+    if (!only.pinned()) return;
     while (!done.load()) body();
   });
 }
@@ -218,8 +217,7 @@ TEST(FusedevService, IoUringQueueThreadLeavesItsCpuUnderLoadAndComesBack) {
   cpu_set_t mine;
   ASSERT_EQ(::sched_getaffinity(0, sizeof(mine), &mine), 0);
   ASSERT_GE(CPU_COUNT(&mine), 2) << "needs two CPUs";
-  int home = 0;
-  while (!CPU_ISSET(home, &mine)) ++home;
+  const int home = fuse_backend::testing::first_allowed_cpu();
   const std::string queue_thread = "fuse-uring-" + std::to_string(home);
   const std::string every_cpu = cpus_allowed("");
   MemoryFs fs(0s);  // nothing cached: every stat is a request

@@ -11,7 +11,6 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include <support/cpu_pin.hpp>
 #include <support/fuse_io_uring.hpp>
 
 #include "passthrough_mount_fixture.hpp"
@@ -292,27 +292,6 @@ TEST_P(PassthroughPosix, ExtendedAttributes) {
   EXPECT_EQ(errno, ENODATA);
 }
 
-// Keeps this thread (and the children it forks) on one CPU for its scope: with io_uring, the
-// kernel queues a request on its caller's CPU, so a waiter and the unlock share one queue.
-class OnOneCpu {
- public:
-  OnOneCpu() {
-    ::sched_getaffinity(0, sizeof(saved_), &saved_);
-    int first = 0;
-    while (first < CPU_SETSIZE && !CPU_ISSET(first, &saved_)) ++first;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(first, &one);
-    ::sched_setaffinity(0, sizeof(one), &one);
-  }
-  ~OnOneCpu() { ::sched_setaffinity(0, sizeof(saved_), &saved_); }
-  OnOneCpu(const OnOneCpu&) = delete;
-  OnOneCpu& operator=(const OnOneCpu&) = delete;
-
- private:
-  cpu_set_t saved_;
-};
-
 // flock(1) blocked taking an exclusive flock of `file` that this process holds: a program of
 // its own (exec), so that it does not keep copies of the service's fds (a forked copy of an
 // io_uring fd keeps the ring, and with it the requests it holds, alive for as long as the child
@@ -364,12 +343,13 @@ class LockHolder {
 };
 
 // A lock held on `held` (see start_holding_a_lock) and flock(1) waiting for it on the mount,
-// both pinned to one CPU; the lock is dropped before the waiter is reaped.
+// both pinned to one CPU (over io_uring: one queue for the waiter and the unlock); the lock is
+// dropped before the waiter is reaped.
 struct WaitingForAHeldLock {
   WaitingForAHeldLock(UniqueFd held, const std::string& file)
       : fd(std::move(held)), waiter(file), holder(fd.get()) {}
   UniqueFd fd;
-  OnOneCpu pinned;
+  fuse_backend::testing::OnOneCpu pinned{fuse_backend::testing::first_allowed_cpu()};
   LockWaiter waiter;
   LockHolder holder;
 };
