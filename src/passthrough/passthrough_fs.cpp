@@ -364,15 +364,25 @@ class PassthroughFs::Impl {
   }
 
   // Wraps an opened fd as a handle with the cache policy's FOPEN flags (or passthrough).
+  // `created`: the attributes of a file this open just created.
   static Result<api::OpenReply> make_handle(PassthroughFs& fs, const api::Context& ctx,
                                             std::shared_ptr<Inode> inode, UniqueFd fd,
-                                            int host_flags) {
+                                            int host_flags,
+                                            const struct stat* created = nullptr) {
     const bool directory = inode->is_directory();
     auto file = std::make_shared<OpenFile>(std::move(inode), std::move(fd), host_flags);
     api::OpenReply reply;
     reply.open_flags = cache_open_flags(fs.config_.cache_policy, directory);
     if (directory) file->dir.emplace(file->fd());
     file->uses_backing = attach_backing(fs, ctx, file->inode(), file->fd(), reply);
+    if (fs.config_.cache_policy == CachePolicy::automatic && file->inode().is_regular() &&
+        !file->uses_backing) {
+      PageCacheVersion& cache = file->inode().page_cache;
+      if (created != nullptr)
+        cache.record_created(*created);
+      else if (cache.keep_on_open(file->fd()))
+        reply.open_flags |= abi::fopen::keep_cache;
+    }
     reply.handle = fs.handles_.insert(file);
     return reply;
   }
@@ -386,7 +396,7 @@ class PassthroughFs::Impl {
     if (!entry) return fail(entry.error());
     auto inode = fs.inodes_.get(entry->inode);
     if (!inode) return fail(static_cast<std::errc>(ESTALE));
-    auto opened = make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags);
+    auto opened = make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags, &entry->attr);
     if (!opened) {
       fs.inodes_.forget(entry->inode, 1);
       return fail(opened.error());
@@ -434,9 +444,10 @@ class PassthroughFs::Impl {
   // kernel stopped opening) a fresh reopen for this request.
   struct IoFile {
     std::shared_ptr<OpenFile> file;
-    PinnedInode inode;
+    PinnedInode pinned;
     UniqueFd temporary;
     int fd() const noexcept { return file ? file->fd() : temporary.get(); }
+    Inode& inode() const noexcept { return file ? file->inode() : *pinned; }
   };
   // Handle 0 once the kernel stopped opening (no_open / no_opendir negotiated): the request
   // is about the inode, with no open file behind it.
@@ -467,7 +478,7 @@ class PassthroughFs::Impl {
     const int flags = ((*inode)->is_directory() ? O_RDONLY | O_DIRECTORY : access) | O_CLOEXEC;
     auto fd = reopen(fs, **inode, flags);
     if (!fd) return fail(fd.error());
-    io.inode = std::move(*inode);
+    io.pinned = std::move(*inode);
     io.temporary = std::move(*fd);
     return io;
   }
@@ -742,7 +753,7 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
   handle = Impl::opened(*this, handle);
   auto inode_result = find_inode(inode_id);
   if (!inode_result) return fail(inode_result.error());
-  const Inode& inode = **inode_result;
+  Inode& inode = **inode_result;
   std::shared_ptr<OpenFile> file;
   if (handle) {
     auto found = find_handle(inode_id, *handle);
@@ -782,6 +793,7 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
     }
     if ((in.valid & fattr::size) != 0) {
       const auto size = static_cast<std::uint64_t>(in.attr.st_size);
+      inode.page_cache.before_own_change(file ? file->fd() : inode.fd());
       Result<void> rc;
       if (file) {
         rc = Impl::check_seal(*this, file->fd(), size, true);
@@ -1031,6 +1043,7 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
     if (!scope) return fail(scope.error());
     no_fsetid.emplace(std::move(*scope));
   }
+  io->inode().page_cache.before_own_change(io->fd());
   std::size_t done = 0;
   while (done < size) {
     auto n = in.read_to(io->fd(), size - done, offset + done);
@@ -1054,6 +1067,7 @@ Result<void> PassthroughFs::flush(const api::Context&, InodeId inode, api::Handl
     std::lock_guard lock((*file)->locks_mutex);
     (*file)->lock_owners.erase(lock_owner);
   }
+  (*file)->inode().page_cache.after_own_changes((*file)->fd());
   // Closing a duplicate makes the host filesystem see a close(2) (NFS writes back on close and
   // reports errors there) while the handle stays open.
   auto dup = syscall_result<int>([&] { return ::fcntl((*file)->fd(), F_DUPFD_CLOEXEC, 0); });
@@ -1089,6 +1103,7 @@ Result<void> PassthroughFs::fallocate(const api::Context& ctx, InodeId inode, ap
   if ((mode & FALLOC_FL_KEEP_SIZE) == 0) {
     if (auto rc = Impl::check_seal(*this, io->fd(), offset + length); !rc) return rc;
   }
+  io->inode().page_cache.before_own_change(io->fd());
   return syscall_void([&] {
     return ::fallocate(io->fd(), static_cast<int>(mode), static_cast<off_t>(offset),
                        static_cast<off_t>(length));
@@ -1118,6 +1133,7 @@ Result<std::uint64_t> PassthroughFs::copy_file_range(const api::Context& ctx, In
   auto out = Impl::io_file(*this, ctx, inode_out, handle_out, O_WRONLY);
   if (!out) return fail(out.error());
   if (auto rc = Impl::check_seal(*this, out->fd(), offset_out + length); !rc) return fail(rc.error());
+  out->inode().page_cache.before_own_change(out->fd());
   auto off_in = static_cast<loff_t>(offset_in);
   auto off_out = static_cast<loff_t>(offset_out);
   return syscall_result<std::uint64_t>([&] {
@@ -1331,7 +1347,7 @@ Result<void> PassthroughFs::readdirplus(const api::Context& ctx, InodeId inode_i
                                         api::DirSink& sink) {
   auto io = Impl::io_file(*this, ctx, inode_id, handle, O_RDONLY | O_DIRECTORY);
   if (!io) return fail(io.error());
-  const Inode& dir = io->file ? io->file->inode() : *io->inode;
+  const Inode& dir = io->inode();
   // The entries' attributes are looked up as the caller: a directory it may list but not
   // search (r without x) shows names without attributes, as on the host.
   auto creds = Impl::as_caller(*this, ctx);

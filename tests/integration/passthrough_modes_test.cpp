@@ -8,6 +8,8 @@
 #include <array>
 #include <atomic>
 #include <filesystem>
+#include <vector>
+#include <algorithm>
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/observer.hpp>
@@ -37,6 +39,15 @@ class PassthroughModes : public PassthroughMount {
     transport::fusedev::ServiceOptions options;
     options.server.observer = &counter_;
     start(std::move(config), 2, options);
+  }
+  // cache=auto (PageCacheVersion) with attribute timeouts of a minute: the kernel itself would
+  // not look at the host file again within a test, so what it reads follows the daemon's open
+  // decisions.
+  static Config auto_cache() {
+    Config config = uncached();
+    config.cache_policy = CachePolicy::automatic;
+    config.entry_timeout = config.attr_timeout = std::chrono::seconds(60);
+    return config;
   }
   OpcodeCounter counter_;
 };
@@ -98,6 +109,44 @@ TEST_F(PassthroughModes, WritebackCacheWithWriteOnlyOpens) {
     ASSERT_EQ(::write(fd.get(), "++", 2), 2);
   }
   EXPECT_EQ(read_file(host("f")), "012ab5678Z++");
+}
+
+TEST_F(PassthroughModes, AutoCacheKeepsAnUnchangedFileAndDropsAChangedOne) {
+  start_counted(auto_cache());
+  const std::string data = big_text(256 << 10);
+  write_file(host("f"), data);
+  // An mtime an hour back, so that the host's change below moves it whatever its clock's grain.
+  const struct timespec hour_ago[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, host("f").c_str(), hour_ago, 0), 0);
+  EXPECT_EQ(read_file(path("f")), data);
+  const std::uint64_t reads = counter_[abi::opcode::read];
+  EXPECT_GT(reads, 0u);
+  // Reopened unchanged: served from the kernel's page cache.
+  EXPECT_EQ(read_file(path("f")), data);
+  EXPECT_EQ(counter_[abi::opcode::read], reads);
+  // Changed on the host, same size: the next open drops the cache.
+  {
+    UniqueFd fd = open_file(host("f"), O_WRONLY);
+    ASSERT_EQ(::pwrite(fd.get(), "changed", 7, 0), 7);
+  }
+  EXPECT_EQ(read_file(path("f")).substr(0, 8), "changed" + data.substr(7, 1));
+  EXPECT_GT(counter_[abi::opcode::read], reads);
+}
+
+TEST_F(PassthroughModes, AutoCacheKeepsWhatTheMountWrote) {
+  start(auto_cache());
+  const std::size_t size = 256 << 10;
+  write_file(path("f"), big_text(size));
+  // Reopened: the pages the writes left in the kernel's cache are still there (mincore sees the
+  // page cache of a file mapping before anything is faulted in).
+  UniqueFd fd = open_file(path("f"), O_RDONLY);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  ASSERT_NE(map, MAP_FAILED) << errno_text();
+  std::vector<unsigned char> resident(size / static_cast<std::size_t>(::getpagesize()));
+  ASSERT_EQ(::mincore(map, size, resident.data()), 0) << errno_text();
+  ::munmap(map, size);
+  EXPECT_EQ(std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return (r & 1) != 0; }),
+            static_cast<std::ptrdiff_t>(resident.size()));
 }
 
 TEST_F(PassthroughModes, CacheNeverStillAllowsMmap) {

@@ -27,8 +27,9 @@ enum class CachePolicy {
   // not (direct_io).
   metadata,
   // Close-to-open consistency: the kernel keeps file data while the file's mtime/size do not
-  // change (auto_inval_data), and drops it on open otherwise; listings are read anew on every
-  // opendir (no cache_dir). The default.
+  // change (auto_inval_data), and across opens while the host file is the version its cache
+  // reflects (keep_cache only then: PageCacheVersion); any other change drops the cache at the
+  // next open. Listings are read anew on every opendir (no cache_dir). The default.
   automatic,
   // Everything is kept across opens (keep_cache, cache_dir): only when the daemon has the
   // directory to itself.

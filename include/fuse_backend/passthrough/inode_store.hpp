@@ -30,6 +30,7 @@
 #include <fuse_backend/api/types.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/passthrough/file_handle.hpp>
+#include <fuse_backend/passthrough/page_cache_version.hpp>
 #include <fuse_backend/result.hpp>
 
 namespace fuse_backend::passthrough {
@@ -81,6 +82,9 @@ class Inode {
   std::mutex backing_mutex;
   std::int32_t backing_id = 0;
   std::uint32_t backing_users = 0;
+
+  // Regular files under cache=auto: whether an open may keep the kernel's page cache.
+  PageCacheVersion page_cache;
 
  private:
   friend class InodeStore;

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <fuse_backend/passthrough/page_cache_version.hpp>
+
+namespace fuse_backend::passthrough {
+
+PageCacheVersion::Version PageCacheVersion::of(const struct stat& st) noexcept {
+  Version v;
+  v.mtime_sec = st.st_mtim.tv_sec;
+  v.mtime_nsec = st.st_mtim.tv_nsec;
+  v.ctime_sec = st.st_ctim.tv_sec;
+  v.ctime_nsec = st.st_ctim.tv_nsec;
+  v.size = st.st_size;
+  return v;
+}
+
+bool PageCacheVersion::current(int fd, Version& version) noexcept {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  version = of(st);
+  return true;
+}
+
+void PageCacheVersion::record(const Version& version) noexcept {
+  version_ = version;
+  state_.store(State::recorded, std::memory_order_release);
+}
+
+bool PageCacheVersion::keep_on_open(int fd) noexcept {
+  Version now;
+  const bool known = current(fd, now);
+  std::lock_guard lock(mutex_);
+  if (known && state_.load(std::memory_order_relaxed) != State::unknown && version_ == now) return true;
+  // The kernel drops its cache now: whatever it caches next comes from this version. (A change
+  // of ours still under way, if any, moves the host past it and is caught at the next open.)
+  if (known) record(now);
+  else state_.store(State::unknown, std::memory_order_release);
+  return false;
+}
+
+void PageCacheVersion::record_created(const struct stat& created) noexcept {
+  std::lock_guard lock(mutex_);
+  record(of(created));
+}
+
+void PageCacheVersion::before_own_change(int fd) noexcept {
+  if (state_.load(std::memory_order_acquire) != State::recorded) return;
+  std::lock_guard lock(mutex_);
+  if (state_.load(std::memory_order_relaxed) != State::recorded) return;
+  Version now;
+  state_.store(current(fd, now) && now == version_ ? State::changing : State::unknown,
+               std::memory_order_release);
+}
+
+void PageCacheVersion::after_own_changes(int fd) noexcept {
+  if (state_.load(std::memory_order_acquire) != State::changing) return;
+  std::lock_guard lock(mutex_);
+  if (state_.load(std::memory_order_relaxed) != State::changing) return;
+  Version now;
+  if (current(fd, now)) record(now);
+  else state_.store(State::unknown, std::memory_order_release);
+}
+
+}  // namespace fuse_backend::passthrough
