@@ -4,13 +4,8 @@
 namespace fuse_backend::passthrough {
 
 PageCacheVersion::Version PageCacheVersion::of(const struct stat& st) noexcept {
-  Version v;
-  v.mtime_sec = st.st_mtim.tv_sec;
-  v.mtime_nsec = st.st_mtim.tv_nsec;
-  v.ctime_sec = st.st_ctim.tv_sec;
-  v.ctime_nsec = st.st_ctim.tv_nsec;
-  v.size = st.st_size;
-  return v;
+  return {st.st_mtim.tv_sec, st.st_ctim.tv_sec, st.st_size,
+          static_cast<std::int32_t>(st.st_mtim.tv_nsec), static_cast<std::int32_t>(st.st_ctim.tv_nsec)};
 }
 
 bool PageCacheVersion::current(int fd, Version& version) noexcept {

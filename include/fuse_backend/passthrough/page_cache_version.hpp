@@ -52,9 +52,8 @@ class PageCacheVersion {
 
  private:
   struct Version {
-    std::int64_t mtime_sec = 0, ctime_sec = 0;
-    std::int64_t mtime_nsec = 0, ctime_nsec = 0;
-    std::int64_t size = 0;
+    std::int64_t mtime_sec = 0, ctime_sec = 0, size = 0;
+    std::int32_t mtime_nsec = 0, ctime_nsec = 0;
     friend bool operator==(const Version&, const Version&) = default;
   };
   enum class State : std::uint8_t {
