@@ -37,7 +37,7 @@ void PageCacheVersion::record_created(const struct stat& created) noexcept {
   record(of(created));
 }
 
-void PageCacheVersion::before_own_change(int fd) noexcept {
+void PageCacheVersion::before_own_write(int fd) noexcept {
   if (state_.load(std::memory_order_acquire) != State::recorded) return;
   std::lock_guard lock(mutex_);
   if (state_.load(std::memory_order_relaxed) != State::recorded) return;
@@ -46,13 +46,19 @@ void PageCacheVersion::before_own_change(int fd) noexcept {
                std::memory_order_release);
 }
 
-void PageCacheVersion::after_own_changes(int fd) noexcept {
+void PageCacheVersion::after_own_writes(int fd) noexcept {
   if (state_.load(std::memory_order_acquire) != State::changing) return;
   std::lock_guard lock(mutex_);
   if (state_.load(std::memory_order_relaxed) != State::changing) return;
   Version now;
   if (current(fd, now)) record(now);
   else state_.store(State::unknown, std::memory_order_release);
+}
+
+void PageCacheVersion::forget() noexcept {
+  if (state_.load(std::memory_order_acquire) == State::unknown) return;
+  std::lock_guard lock(mutex_);
+  state_.store(State::unknown, std::memory_order_release);
 }
 
 }  // namespace fuse_backend::passthrough

@@ -793,7 +793,6 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
     }
     if ((in.valid & fattr::size) != 0) {
       const auto size = static_cast<std::uint64_t>(in.attr.st_size);
-      inode.page_cache.before_own_change(file ? file->fd() : inode.fd());
       Result<void> rc;
       if (file) {
         rc = Impl::check_seal(*this, file->fd(), size, true);
@@ -807,6 +806,7 @@ Result<api::AttrReply> PassthroughFs::setattr(const api::Context& ctx, InodeId i
         rc = Impl::check_seal(*this, inode.fd(), size, true);
         if (rc) rc = syscall_void([&] { return ::truncate(ProcPath(inode.fd()).text, in.attr.st_size); });
       }
+      inode.page_cache.forget();
       if (!rc) return fail(rc.error());
     }
     if ((in.valid & (fattr::atime | fattr::mtime | fattr::atime_now | fattr::mtime_now)) != 0) {
@@ -1043,18 +1043,23 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
     if (!scope) return fail(scope.error());
     no_fsetid.emplace(std::move(*scope));
   }
-  io->inode().page_cache.before_own_change(io->fd());
+  // Under the writeback cache our WRITEs are not taken for ours (see PageCacheVersion).
+  PageCacheVersion& cache = io->inode().page_cache;
+  if (!writeback_.load(std::memory_order_relaxed)) cache.before_own_write(io->fd());
   std::size_t done = 0;
+  Result<std::size_t> failed = 0;
   while (done < size) {
     auto n = in.read_to(io->fd(), size - done, offset + done);
     if (!n) {
-      if (done != 0) break;  // report the part that reached the file
-      return fail(n.error());
+      failed = n;
+      break;
     }
     if (*n == 0) break;
     done += *n;
   }
-  return done;
+  if (done != size) cache.forget();
+  if (done == 0 && !failed) return fail(failed.error());
+  return done;  // a short count for the part that reached the file
 }
 
 Result<void> PassthroughFs::flush(const api::Context&, InodeId inode, api::HandleId handle,
@@ -1067,7 +1072,7 @@ Result<void> PassthroughFs::flush(const api::Context&, InodeId inode, api::Handl
     std::lock_guard lock((*file)->locks_mutex);
     (*file)->lock_owners.erase(lock_owner);
   }
-  (*file)->inode().page_cache.after_own_changes((*file)->fd());
+  (*file)->inode().page_cache.after_own_writes((*file)->fd());
   // Closing a duplicate makes the host filesystem see a close(2) (NFS writes back on close and
   // reports errors there) while the handle stays open.
   auto dup = syscall_result<int>([&] { return ::fcntl((*file)->fd(), F_DUPFD_CLOEXEC, 0); });
@@ -1103,11 +1108,12 @@ Result<void> PassthroughFs::fallocate(const api::Context& ctx, InodeId inode, ap
   if ((mode & FALLOC_FL_KEEP_SIZE) == 0) {
     if (auto rc = Impl::check_seal(*this, io->fd(), offset + length); !rc) return rc;
   }
-  io->inode().page_cache.before_own_change(io->fd());
-  return syscall_void([&] {
+  auto rc = syscall_void([&] {
     return ::fallocate(io->fd(), static_cast<int>(mode), static_cast<off_t>(offset),
                        static_cast<off_t>(length));
   });
+  io->inode().page_cache.forget();
+  return rc;
 }
 
 Result<std::uint64_t> PassthroughFs::lseek(const api::Context& ctx, InodeId inode,
@@ -1133,12 +1139,13 @@ Result<std::uint64_t> PassthroughFs::copy_file_range(const api::Context& ctx, In
   auto out = Impl::io_file(*this, ctx, inode_out, handle_out, O_WRONLY);
   if (!out) return fail(out.error());
   if (auto rc = Impl::check_seal(*this, out->fd(), offset_out + length); !rc) return fail(rc.error());
-  out->inode().page_cache.before_own_change(out->fd());
   auto off_in = static_cast<loff_t>(offset_in);
   auto off_out = static_cast<loff_t>(offset_out);
-  return syscall_result<std::uint64_t>([&] {
+  auto copied = syscall_result<std::uint64_t>([&] {
     return ::copy_file_range(in->fd(), &off_in, out->fd(), &off_out, length, 0);
   });
+  out->inode().page_cache.forget();
+  return copied;
 }
 
 Result<api::IoctlReply> PassthroughFs::ioctl(const api::Context& ctx, InodeId inode,

@@ -7,25 +7,30 @@
 // each reopen: a program that reads a file again reads it from the daemon again, and one that
 // rewrites it makes the kernel allocate every page anew (measured: about half the throughput of
 // a kept cache for 1 MiB writes, a fifth for reads). So the cache is kept when the host file's
-// version - mtime, ctime and size; nobody can set a ctime back - is the one the cache reflects:
+// version - mtime, ctime and size - is the one the cache reflects:
 //  - An open that lets the kernel drop the cache records the version the open fd has: whatever
 //    the kernel caches afterwards was read at or after that version.
-//  - Our own changes (WRITE, FALLOCATE, COPY_FILE_RANGE, a truncating SETATTR) move the version
-//    on, but the kernel's cache follows them (it writes through the cache or drops the range
-//    itself). Before the first such change the host must still have the recorded version, else
-//    someone else changed the file and the record is forgotten; at the next FLUSH (every close)
-//    the version after our changes is recorded.
-//  - Any other change - a host process, or metadata changed through the mount, which moves the
-//    ctime - shows as another version at the next open, which then drops the cache.
-// Limits, as for NFS and the kernel's own auto_inval_data: a host write inside the timestamp
-// granularity of the host's clock that keeps the size goes unnoticed (Linux >= 6.13 gives
-// ext4, xfs, btrfs and tmpfs fine-grained timestamps once a ctime was read, as here), and so
-// does a host write made while a FUSE caller was writing the same file, until the kernel's next
-// attribute check (it re-reads attributes before a read after its own writes). Changes while
-// the file is open stay the business of auto_inval_data, as before.
+//  - Our own WRITEs move the version on, but the kernel's cache follows them (it writes through
+//    it). Before the first WRITE since the record the host must still have the recorded version,
+//    else someone else changed the file and the record is forgotten; at the next FLUSH (every
+//    close) the version after our WRITEs is recorded.
+//  - Anything else drops the cache at the next open. A host process or a metadata change through
+//    the mount moves the ctime, so the version differs. The rest forgets the record: a WRITE that
+//    fails or falls short; truncation, FALLOCATE and COPY_FILE_RANGE (rare; a failure half-way
+//    can leave the host and the kernel's cache apart); any WRITE under the writeback cache,
+//    where the kernel never drops a regular file's cache on an attribute change, so nothing
+//    would bound a mistake.
+// Limits. As for NFS and the kernel's own auto_inval_data, a host write within the timestamp
+// grain of the host's clock that keeps the size is not seen (Linux >= 6.13 gives ext4, xfs,
+// btrfs and tmpfs fine-grained timestamps once a ctime was read, as here), nor is one on a host
+// filesystem whose fstat answers from an attribute cache (NFS, CIFS). A host write made between
+// our first WRITE and the next FLUSH is taken for ours; the kernel then still drops the cache
+// when its next attribute check sees the new mtime (before the first read after our WRITEs, or
+// once the attribute timeout expired), so the staleness is that of auto_inval_data for a file
+// changed while open, bounded by the attribute timeout.
 //
 // Thread safety: all members are thread-safe. The calls on the write path cost one atomic load
-// once the first change since the record was checked.
+// once the first WRITE since the record was checked.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -45,10 +50,12 @@ class PageCacheVersion {
   bool keep_on_open(int fd) noexcept;
   // The same for a file just created and opened, whose attributes `created` were just read.
   void record_created(const struct stat& created) noexcept;
-  // Before WRITE, FALLOCATE, COPY_FILE_RANGE into, or a truncation of the file open as `fd`.
-  void before_own_change(int fd) noexcept;
-  // At FLUSH of `fd`: records the version our changes left.
-  void after_own_changes(int fd) noexcept;
+  // Before a WRITE to the file open as `fd`.
+  void before_own_write(int fd) noexcept;
+  // At FLUSH of `fd`: records the version our WRITEs left.
+  void after_own_writes(int fd) noexcept;
+  // After anything else that changed or may have changed the file: the next open drops the cache.
+  void forget() noexcept;
 
  private:
   struct Version {
@@ -59,7 +66,7 @@ class PageCacheVersion {
   enum class State : std::uint8_t {
     unknown,   // nothing recorded: the next open drops the cache
     recorded,  // `version_` is what the cache reflects
-    changing,  // as recorded, plus our own changes since
+    changing,  // as recorded, plus our own WRITEs since
   };
   static Version of(const struct stat& st) noexcept;
   static bool current(int fd, Version& version) noexcept;

@@ -5,6 +5,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/stat.h>
 
+#include <functional>
+
 #include <fuse_backend/abi/kernel.hpp>
 
 #include "passthrough_fixture.hpp"
@@ -59,6 +61,7 @@ class PassthroughPageCache : public PassthroughTest {
 
   api::InodeId file_{};
   api::HandleId handle_{};
+  api::HandleId read_only_{};
 };
 
 TEST_F(PassthroughPageCache, FirstOpenDropsAndAReopenOfAnUnchangedFileKeeps) {
@@ -88,17 +91,60 @@ TEST_F(PassthroughPageCache, OurOwnWritesKeepTheCacheOnceFlushed) {
   write_through("rewritten, and longer", 0);
   close_handle();
   EXPECT_TRUE(open_keeps_cache(O_RDWR));
-  // Truncation and fallocate through the handle too.
-  auto handle = handle_;
-  api::SetattrIn shrink{};
-  shrink.valid = abi::fattr::size;
-  shrink.attr.st_size = 4;
-  ASSERT_TRUE(fs_->setattr(ctx_, file_, shrink, handle));
-  ASSERT_TRUE(fs_->fallocate(ctx_, file_, handle, 0, 0, 4096));
+  write_through("again", 4);
   close_handle();
   EXPECT_TRUE(open_keeps_cache());
   close_handle();
-  EXPECT_EQ(fs::file_size(source_ / "f"), 4096u);
+  EXPECT_EQ(read_file(source_ / "f"), "rewragain, and longer");
+}
+
+TEST_F(PassthroughPageCache, OtherChangesThroughTheMountDropTheCacheAtTheNextOpen) {
+  write_file(source_ / "g", "source of a copy");
+  const api::InodeId source = lookup(api::root_inode, "g");
+  auto copy_from = fs_->open(ctx_, source, O_RDONLY, 0);
+  ASSERT_TRUE(copy_from);
+  const std::function<void()> changes[] = {
+      [&] {
+        api::SetattrIn shrink{};
+        shrink.valid = abi::fattr::size;
+        shrink.attr.st_size = 4;
+        ASSERT_TRUE(fs_->setattr(ctx_, file_, shrink, handle_));
+      },
+      [&] { ASSERT_TRUE(fs_->fallocate(ctx_, file_, handle_, 0, 0, 4096)); },
+      [&] {
+        ASSERT_TRUE(fs_->copy_file_range(ctx_, source, copy_from->handle, 0, file_, handle_, 0, 6, 0));
+      },
+      // A WRITE that fails: this handle cannot write.
+      [&] {
+        MemoryReader in("x");
+        EXPECT_FALSE(fs_->write(ctx_, file_, read_only_, in, 1, 0, 0));
+      },
+  };
+  for (const auto& change : changes) {
+    EXPECT_FALSE(open_keeps_cache(O_RDWR));  // records the version
+    auto read_only = fs_->open(ctx_, file_, O_RDONLY, 0);
+    ASSERT_TRUE(read_only);
+    read_only_ = read_only->handle;
+    change();
+    EXPECT_TRUE(fs_->release(ctx_, file_, read_only_, 0, 0, 0));
+    close_handle();
+  }
+  EXPECT_FALSE(open_keeps_cache());
+  close_handle();
+}
+
+TEST_F(PassthroughPageCache, WritesUnderTheWritebackCacheAreNotTakenForOurs) {
+  Config config;
+  config.writeback = true;
+  make(config);
+  file_ = lookup(api::root_inode, "f");
+  EXPECT_FALSE(open_keeps_cache(O_RDWR));
+  close_handle();
+  EXPECT_TRUE(open_keeps_cache(O_RDWR));  // unchanged: kept, as without writeback
+  write_through("x", 0);
+  close_handle();
+  EXPECT_FALSE(open_keeps_cache());
+  close_handle();
 }
 
 TEST_F(PassthroughPageCache, AHostChangeBeforeOurWriteIsNotTakenForOurs) {
