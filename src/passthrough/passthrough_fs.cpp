@@ -1047,18 +1047,14 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
   PageCacheVersion& cache = io->inode().page_cache;
   if (!writeback_.load(std::memory_order_relaxed)) cache.before_own_write(io->fd());
   std::size_t done = 0;
-  Result<std::size_t> failed = 0;
+  Result<std::size_t> last = 0;
   while (done < size) {
-    auto n = in.read_to(io->fd(), size - done, offset + done);
-    if (!n) {
-      failed = n;
-      break;
-    }
-    if (*n == 0) break;
-    done += *n;
+    last = in.read_to(io->fd(), size - done, offset + done);
+    if (!last || *last == 0) break;
+    done += *last;
   }
   if (done != size) cache.forget();
-  if (done == 0 && !failed) return fail(failed.error());
+  if (done == 0 && !last) return fail(last.error());
   return done;  // a short count for the part that reached the file
 }
 

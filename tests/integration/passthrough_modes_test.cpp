@@ -5,11 +5,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
 #include <vector>
-#include <algorithm>
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/observer.hpp>

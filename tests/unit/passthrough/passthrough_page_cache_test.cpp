@@ -61,7 +61,6 @@ class PassthroughPageCache : public PassthroughTest {
 
   api::InodeId file_{};
   api::HandleId handle_{};
-  api::HandleId read_only_{};
 };
 
 TEST_F(PassthroughPageCache, FirstOpenDropsAndAReopenOfAnUnchangedFileKeeps) {
@@ -103,6 +102,7 @@ TEST_F(PassthroughPageCache, OtherChangesThroughTheMountDropTheCacheAtTheNextOpe
   const api::InodeId source = lookup(api::root_inode, "g");
   auto copy_from = fs_->open(ctx_, source, O_RDONLY, 0);
   ASSERT_TRUE(copy_from);
+  api::HandleId read_only{};
   const std::function<void()> changes[] = {
       [&] {
         api::SetattrIn shrink{};
@@ -117,16 +117,16 @@ TEST_F(PassthroughPageCache, OtherChangesThroughTheMountDropTheCacheAtTheNextOpe
       // A WRITE that fails: this handle cannot write.
       [&] {
         MemoryReader in("x");
-        EXPECT_FALSE(fs_->write(ctx_, file_, read_only_, in, 1, 0, 0));
+        EXPECT_FALSE(fs_->write(ctx_, file_, read_only, in, 1, 0, 0));
       },
   };
   for (const auto& change : changes) {
     EXPECT_FALSE(open_keeps_cache(O_RDWR));  // records the version
-    auto read_only = fs_->open(ctx_, file_, O_RDONLY, 0);
-    ASSERT_TRUE(read_only);
-    read_only_ = read_only->handle;
+    auto opened = fs_->open(ctx_, file_, O_RDONLY, 0);
+    ASSERT_TRUE(opened);
+    read_only = opened->handle;
     change();
-    EXPECT_TRUE(fs_->release(ctx_, file_, read_only_, 0, 0, 0));
+    EXPECT_TRUE(fs_->release(ctx_, file_, read_only, 0, 0, 0));
     close_handle();
   }
   EXPECT_FALSE(open_keeps_cache());
