@@ -1176,11 +1176,9 @@ Result<api::IoctlReply> PassthroughFs::ioctl(const api::Context& ctx, InodeId in
   if (in.size() < sizeof(int)) return fail(std::errc::invalid_argument);
   int wanted = 0;
   std::memcpy(&wanted, in.data(), sizeof wanted);
-  // CAP_LINUX_IMMUTABLE is not a file-system capability: switching fsuid keeps the daemon's, so
-  // an unprivileged owner must be stopped here from (un)setting immutable / append-only.
-  constexpr int guarded = FS_IMMUTABLE_FL | FS_APPEND_FL;
-  if (Impl::unprivileged(*this, ctx) && ((wanted ^ current) & guarded) != 0)
-    return fail(std::errc::operation_not_permitted);
+  // As the caller: a non-zero fsuid drops the daemon's CAP_LINUX_IMMUTABLE with the other
+  // file-system capabilities (the kernel's CAP_FS_SET), so the host refuses an unprivileged
+  // owner's change of immutable / append-only itself.
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
   if (auto rc = syscall_void([&] { return ::ioctl(file->fd(), FS_IOC_SETFLAGS, &wanted); }); !rc)

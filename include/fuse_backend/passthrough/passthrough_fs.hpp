@@ -34,8 +34,8 @@
 // - ioctl: only FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (chattr/lsattr, 4-byte flags as the FUSE
 //   kernel sends them) and FS_IOC_FSGETXATTR (which the kernel reads before every SETFLAGS), on
 //   an open regular file or directory, as the caller; an unprivileged caller may not change
-//   the immutable/append-only flags (the daemon's CAP_LINUX_IMMUTABLE survives the fsuid
-//   switch). Everything else is ENOTTY: FSSETXATTR would let a caller set project ids, other
+//   the immutable/append-only flags (the fsuid switch drops the daemon's CAP_LINUX_IMMUTABLE,
+//   tested). Everything else is ENOTTY: FSSETXATTR would let a caller set project ids, other
 //   ioctls pass pointers or act on devices, none of which is safe to forward.
 // - Locks: POSIX locks are OFD locks on one host description per lock owner (handle_table.hpp);
 //   SETLKW never holds a worker beyond Config::max_lock_waiters (EOPNOTSUPP / ENOLCK instead).

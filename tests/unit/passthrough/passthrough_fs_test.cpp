@@ -779,11 +779,13 @@ TEST_F(PassthroughTest, IoctlServesInodeFlagsOnly) {
   EXPECT_NE(flags & FS_NOATIME_FL, 0);
 
   // The daemon's CAP_LINUX_IMMUTABLE is not lent to an unprivileged owner.
-  int immutable = flags | FS_IMMUTABLE_FL;
-  EXPECT_EQ(fs.ioctl(owner, f, handle->handle, 0, FS_IOC_SETFLAGS, 0,
-                     std::as_bytes(std::span(&immutable, 1)), {})
-                .error(),
-            std::errc::operation_not_permitted);
+  for (const int guarded : {FS_IMMUTABLE_FL, FS_APPEND_FL}) {
+    int wanted = flags | guarded;
+    EXPECT_EQ(fs.ioctl(owner, f, handle->handle, 0, FS_IOC_SETFLAGS, 0,
+                       std::as_bytes(std::span(&wanted, 1)), {})
+                  .error(),
+              std::errc::operation_not_permitted);
+  }
   // Nor may someone else's caller change flags at all.
   EXPECT_EQ(fs.ioctl(caller(5000, 5000), f, handle->handle, 0, FS_IOC_SETFLAGS, 0,
                      std::as_bytes(std::span(&flags, 1)), {})
