@@ -93,6 +93,9 @@ Options:
   killpriv_v2              the daemon clears set-uid/set-gid bits on write/truncate/chown
   announce_submounts       host mount points inside SOURCE get their own st_dev
   seal_size                refuse every change of a file's size
+  host_ino, no_host_ino    st_ino is the host's inode number (default: stable across restarts,
+                           what `ls -i` shows on the host) or the FUSE node id (unique even
+                           across host mount points inside SOURCE, but new at every start)
   inode_file_handles=MODE  inodes keep host file handles instead of open fds, so a large kernel
                            cache cannot exhaust the fd limit (needs root: CAP_DAC_READ_SEARCH):
                              never      open fds only (default)
@@ -226,8 +229,20 @@ constexpr Flag flags[] = {
     {"killpriv_v2", [](Options& o) { o.fs.killpriv_v2 = true; }},
     {"announce_submounts", [](Options& o) { o.fs.announce_submounts = true; }},
     {"seal_size", [](Options& o) { o.fs.seal_size = true; }},
+    {"host_ino", [](Options& o) { o.fs.use_host_ino = true; }},
+    {"no_host_ino", [](Options& o) { o.fs.use_host_ino = false; }},
     {"debug", [](Options& o) { o.debug = true; }},
 };
+
+// timeout (both), entry_timeout, attr_timeout.
+template <bool entry, bool attr>
+Problem set_timeouts(Options& o, std::string_view shown, std::string_view value) {
+  const auto timeout = parse_seconds(value);
+  if (!timeout) return bad_value(shown, value, "seconds >= 0, e.g. 1 or 0.5");
+  if (entry) o.fs.entry_timeout = *timeout;
+  if (attr) o.fs.attr_timeout = *timeout;
+  return std::nullopt;
+}
 
 // Options with a value: -o NAME=VALUE, --NAME=VALUE or --NAME VALUE.
 struct Setting {
@@ -277,27 +292,9 @@ constexpr Setting settings[] = {
        o.mount.max_read = static_cast<std::uint32_t>(*bytes);
        return std::nullopt;
      }},
-    {"timeout",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto timeout = parse_seconds(value);
-       if (!timeout) return bad_value(shown, value, "seconds >= 0, e.g. 1 or 0.5");
-       o.fs.entry_timeout = o.fs.attr_timeout = *timeout;
-       return std::nullopt;
-     }},
-    {"entry_timeout",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto timeout = parse_seconds(value);
-       if (!timeout) return bad_value(shown, value, "seconds >= 0, e.g. 1 or 0.5");
-       o.fs.entry_timeout = *timeout;
-       return std::nullopt;
-     }},
-    {"attr_timeout",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto timeout = parse_seconds(value);
-       if (!timeout) return bad_value(shown, value, "seconds >= 0, e.g. 1 or 0.5");
-       o.fs.attr_timeout = *timeout;
-       return std::nullopt;
-     }},
+    {"timeout", set_timeouts<true, true>},
+    {"entry_timeout", set_timeouts<true, false>},
+    {"attr_timeout", set_timeouts<false, true>},
     {"fsname",
      [](Options& o, std::string_view shown, std::string_view value) -> Problem {
        // A comma would split the mount option string fusermount3 and the kernel parse.

@@ -86,21 +86,27 @@ std::string expand(std::string arg, const Paths& paths) {
   return arg;
 }
 
+// Exit status 1, nothing on stdout, and one line on stderr holding every fragment.
+void expect_one_line_error(const ProgramRun& outcome, const std::vector<std::string>& fragments) {
+  EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
+  EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
+  EXPECT_EQ(outcome.err.rfind("passthrough: ", 0), 0u) << outcome.err;
+  for (const auto& fragment : fragments) {
+    EXPECT_NE(outcome.err.find(fragment), std::string::npos)
+        << "expected '" << fragment << "' in: " << outcome.err;
+  }
+  EXPECT_TRUE(outcome.out.empty()) << outcome.out;
+}
+
 class PassthroughCliBadInput : public ::testing::TestWithParam<BadInput> {};
 
 TEST_P(PassthroughCliBadInput, IsOneLineOnStderrAndExitOne) {
   Paths paths;
   std::vector<std::string> args;
   for (const auto& arg : GetParam().args) args.push_back(expand(arg, paths));
-  const ProgramRun outcome = run(args);
-  EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
-  EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
-  EXPECT_EQ(outcome.err.rfind("passthrough: ", 0), 0u) << outcome.err;
-  for (const auto& fragment : GetParam().fragments) {
-    EXPECT_NE(outcome.err.find(expand(fragment, paths)), std::string::npos)
-        << "expected '" << expand(fragment, paths) << "' in: " << outcome.err;
-  }
-  EXPECT_TRUE(outcome.out.empty()) << outcome.out;
+  std::vector<std::string> fragments;
+  for (const auto& fragment : GetParam().fragments) fragments.push_back(expand(fragment, paths));
+  expect_one_line_error(run(args), fragments);
   EXPECT_FALSE(is_mounted(paths.mnt()));
 }
 
@@ -129,12 +135,36 @@ INSTANTIATE_TEST_SUITE_P(
                  {"bad value '10001' for -o busy_poll", "microseconds from 0 to 10000"}},
         BadInput{"TinyMaxWrite", {"-o", "max_write=1", "{src}", "{mnt}"}, {"bad value '1' for -o max_write"}},
         BadInput{"NegativeTimeout", {"-otimeout=-1", "{src}", "{mnt}"}, {"bad value '-1' for -o timeout"}},
+        BadInput{"TextEntryTimeout", {"-o", "entry_timeout=soon", "{src}", "{mnt}"},
+                 {"bad value 'soon' for -o entry_timeout"}},
+        BadInput{"AttrTimeoutOverAYear", {"--attr-timeout", "1e9", "{src}", "{mnt}"},
+                 {"bad value '1e9' for --attr-timeout"}},
+        BadInput{"TinyMaxRead", {"-o", "max_read=100", "{src}", "{mnt}"}, {"bad value '100' for -o max_read"}},
+        BadInput{"FsnameWithComma", {"--fsname=a,b", "{src}", "{mnt}"}, {"bad value 'a,b' for --fsname"}},
+        BadInput{"SubtypeWithDot", {"-o", "subtype=a.b", "{src}", "{mnt}"}, {"bad value 'a.b' for -o subtype"}},
         BadInput{"FlagWithValue", {"-o", "writeback=yes", "{src}", "{mnt}"}, {"-o writeback takes no value"}},
         BadInput{"SettingWithoutValue", {"-o", "fsname", "{src}", "{mnt}"}, {"-o fsname needs a value"}},
         BadInput{"DanglingDashO", {"{src}", "{mnt}", "-o"}, {"-o needs a value"}},
         BadInput{"WritebackWithBacking", {"--writeback", "--passthrough-backing", "{src}", "{mnt}"},
                  {"writeback and passthrough_backing cannot be combined"}}),
     [](const ::testing::TestParamInfo<BadInput>& param) { return std::string(param.param.name); });
+
+// A FUSE mount whose server is gone answers ENOTCONN to the daemon's statx: named as such (the
+// mount is made here with a /dev/fuse fd closed at once, which aborts the connection).
+TEST(PassthroughCliDeadMount, IsNamedInOneLineAndExitOne) {
+  Paths paths;
+  MountGuard dead_mount(paths.mnt());
+  const int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const std::string data = "fd=" + std::to_string(fd) + ",rootmode=40000,user_id=0,group_id=0";
+  const int mounted = ::mount("dead", paths.mnt().c_str(), "fuse.dead", MS_NOSUID | MS_NODEV, data.c_str());
+  const int mount_errno = errno;
+  ::close(fd);
+  ASSERT_EQ(mounted, 0) << std::strerror(mount_errno);
+
+  expect_one_line_error(run({paths.dir(), paths.mnt()}),
+                        {"mountpoint '" + paths.mnt() + "' is a dead FUSE mount"});
+}
 
 TEST(PassthroughCli, BusyMountpointIsOneLineAndExitOne) {
   Paths paths;
@@ -143,11 +173,7 @@ TEST(PassthroughCli, BusyMountpointIsOneLineAndExitOne) {
   MountGuard busy(paths.mnt());
   ASSERT_EQ(::mount("fuse_backend_busy", paths.mnt().c_str(), "tmpfs", 0, "size=64k"), 0)
       << std::strerror(errno);
-  const ProgramRun outcome = run({paths.dir(), paths.mnt()});
-  EXPECT_TRUE(exited_with(outcome.status, 1)) << "wait status " << outcome.status;
-  EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
-  EXPECT_NE(outcome.err.find("mountpoint '" + paths.mnt() + "' is busy"), std::string::npos)
-      << outcome.err;
+  expect_one_line_error(run({paths.dir(), paths.mnt()}), {"mountpoint '" + paths.mnt() + "' is busy"});
 }
 
 TEST(PassthroughCli, HelpAndVersionPrintToStdoutAndExitZero) {
@@ -267,6 +293,25 @@ TEST_F(PassthroughCliServe, OptionsOfEveryKindAreAccepted) {
   EXPECT_TRUE(found) << "no /proc/self/mounts line for " << mnt_.str();
   ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
   expect_clean_exit();
+}
+
+// st_ino is the host's by default and the FUSE node id with no_host_ino (node ids count up from
+// the root's 1, far below the inode numbers of a fresh host file).
+TEST_F(PassthroughCliServe, InodeNumbersAreTheHostsUnlessNoHostIno) {
+  for (const bool host_ino : {true, false}) {
+    SCOPED_TRACE(host_ino ? "host_ino" : "no_host_ino");
+    ASSERT_NO_FATAL_FAILURE(start({"-o", host_ino ? "host_ino" : "no_host_ino"}));
+    ASSERT_NO_FATAL_FAILURE(write_file(source_.str() + "/numbered", ""));
+    struct stat on_host {}, on_mount {};
+    ASSERT_EQ(::stat((source_.str() + "/numbered").c_str(), &on_host), 0);
+    ASSERT_EQ(::stat((mnt_.str() + "/numbered").c_str(), &on_mount), 0) << std::strerror(errno);
+    if (host_ino)
+      EXPECT_EQ(on_mount.st_ino, on_host.st_ino);
+    else
+      EXPECT_NE(on_mount.st_ino, on_host.st_ino);
+    ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+    expect_clean_exit();
+  }
 }
 
 TEST_F(PassthroughCliServe, InodeFileHandlesServe) {
