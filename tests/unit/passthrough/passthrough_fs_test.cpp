@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -15,6 +16,7 @@
 #include <fuse_backend/abi/kernel.hpp>
 
 #include "passthrough_fixture.hpp"
+#include "support/mount_guard.hpp"
 
 namespace fuse_backend::passthrough::testing {
 namespace {
@@ -116,6 +118,38 @@ TEST_F(PassthroughTest, GetattrReportsHostAttributes) {
   EXPECT_EQ(attr->attr.st_ino, host.st_ino);
   EXPECT_EQ(attr->attr.st_mtim.tv_nsec, host.st_mtim.tv_nsec);
   EXPECT_EQ(attr->timeout, fs.config().attr_timeout);
+}
+
+TEST_F(PassthroughTest, EntriesCarryTheConfiguredTimeouts) {
+  write_file(source_ / "a", "");
+  Config config;
+  config.entry_timeout = std::chrono::seconds(7);
+  config.attr_timeout = std::chrono::milliseconds(1500);
+  auto& fs = make(config);
+  auto entry = fs.lookup(ctx_, root_inode, "a");
+  ASSERT_TRUE(entry);
+  EXPECT_EQ(entry->entry_timeout, config.entry_timeout);
+  EXPECT_EQ(entry->attr_timeout, config.attr_timeout);
+  EXPECT_EQ(fs.getattr(ctx_, entry->inode, std::nullopt)->timeout, config.attr_timeout);
+}
+
+TEST_F(PassthroughTest, AnnouncedSubmountsAreFlaggedInTheirEntries) {
+  fs::create_directories(source_ / "sub");
+  fs::create_directories(source_ / "plain");
+  fuse_backend::testing::MountGuard submount((source_ / "sub").string());
+  ASSERT_EQ(::mount("fuse_backend_submount", (source_ / "sub").c_str(), "tmpfs", 0, "size=64k"), 0)
+      << std::strerror(errno);
+  for (const bool announce : {false, true}) {
+    SCOPED_TRACE(announce ? "announce_submounts" : "no announce_submounts");
+    Config config;
+    config.announce_submounts = announce;
+    auto& fs = make(config);
+    auto sub = fs.lookup(ctx_, root_inode, "sub");
+    auto plain = fs.lookup(ctx_, root_inode, "plain");
+    ASSERT_TRUE(sub && plain);
+    EXPECT_EQ((sub->attr_flags & abi::attr_flags::submount) != 0, announce);
+    EXPECT_EQ(plain->attr_flags & abi::attr_flags::submount, 0u);
+  }
 }
 
 TEST_F(PassthroughTest, GeneratedInodeNumbersAreNodeIds) {
@@ -928,6 +962,34 @@ TEST_F(PassthroughTest, KillSuidgidOnWriteClearsSetuid) {
   EXPECT_EQ(fs::status(source_ / "f").permissions() & fs::perms::set_uid, fs::perms::set_uid);
 }
 
+// KILL_SUIDGID on a truncating SETATTR or an O_TRUNC open: the host drops set-uid as it would for
+// an unprivileged writer, though the daemon is root (its CAP_FSETID is set aside for the call).
+TEST_F(PassthroughTest, KillSuidgidOnTruncationClearsSetuid) {
+  write_file(source_ / "f", "content");
+  Config config;
+  config.killpriv_v2 = true;
+  auto& fs = make(config);
+  const auto f = lookup(root_inode, "f");
+  const auto setuid_kept = [&] {
+    return (fs::status(source_ / "f").permissions() & fs::perms::set_uid) == fs::perms::set_uid;
+  };
+  for (const bool kill : {false, true}) {
+    SCOPED_TRACE(kill ? "kill_suidgid" : "without kill_suidgid");
+    ::chmod((source_ / "f").c_str(), 04755);
+    api::SetattrIn truncate;
+    truncate.valid = abi::fattr::size | (kill ? abi::fattr::kill_suidgid : 0u);
+    truncate.attr.st_size = 3;
+    ASSERT_TRUE(fs.setattr(ctx_, f, truncate, std::nullopt));
+    EXPECT_EQ(setuid_kept(), !kill);
+
+    ::chmod((source_ / "f").c_str(), 04755);
+    auto opened = fs.open(ctx_, f, O_WRONLY | O_TRUNC, kill ? abi::open_flags::kill_suidgid : 0u);
+    ASSERT_TRUE(opened);
+    EXPECT_EQ(setuid_kept(), !kill);
+    ASSERT_TRUE(fs.release(ctx_, f, opened->handle, O_WRONLY, 0, 0));
+  }
+}
+
 TEST_F(PassthroughTest, BackingFileIsSharedByOpensAndClosedAtLastRelease) {
   write_file(source_ / "f", "x");
   write_file(source_ / "g", "y");
@@ -985,10 +1047,35 @@ TEST_F(PassthroughTest, BackingFileFailureFallsBackAndStopsTrying) {
   ASSERT_TRUE(later);
   EXPECT_EQ(later->open_flags & abi::fopen::passthrough, 0u);
   EXPECT_TRUE(backing.opened.empty());
-  // A transport without backing files (virtio) is the same fallback.
-  auto none = fs.open(ctx_, f, O_RDONLY, 0);
-  ASSERT_TRUE(none);
-  EXPECT_EQ(none->open_flags & abi::fopen::passthrough, 0u);
+}
+
+// A transport without backing files (virtio; ctx_ has none) answers ENOTSUP: ordinary I/O, one
+// line on stderr for the whole filesystem, and no further attempt.
+TEST_F(PassthroughTest, TransportWithoutBackingFilesFallsBackAndSaysSoOnce) {
+  write_file(source_ / "f", "x");
+  Config config;
+  config.passthrough_backing = true;
+  auto& fs = make(config);
+  const auto f = lookup(root_inode, "f");
+  RecordingBackingFiles backing;
+  api::Context with_backing = ctx_;
+  with_backing.backing_ = &backing;
+  ::testing::internal::CaptureStderr();
+  auto first = fs.open(ctx_, f, O_RDONLY, 0);
+  auto second = fs.open(ctx_, f, O_RDONLY, 0);
+  auto later = fs.open(with_backing, f, O_RDONLY, 0);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  for (const auto* opened : {&first, &second, &later}) {
+    ASSERT_TRUE(*opened);
+    EXPECT_EQ((*opened)->open_flags & abi::fopen::passthrough, 0u);
+  }
+  EXPECT_TRUE(backing.opened.empty());
+  const std::string line = "passthrough backing files unavailable (" +
+                           std::make_error_code(std::errc::not_supported).message() + ")";
+  const auto at = log.find(line);
+  EXPECT_NE(at, std::string::npos) << log;
+  EXPECT_EQ(log.find(line, at + 1), std::string::npos) << log;
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
 }
 
 TEST_F(PassthroughTest, DestroyDropsInodesAndHandles) {
