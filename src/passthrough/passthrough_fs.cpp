@@ -722,6 +722,17 @@ Result<api::Entry> PassthroughFs::lookup(const api::Context& ctx, InodeId parent
   }
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
+  if (name == "..") {
+    // Only a known parent. A Linux client's cached directory pins its parent's entry, so the
+    // parent of a directory it holds is one it looked up (from the root); one never seen means
+    // the host moved this directory, perhaps out of the source, whose parents are not served.
+    // (The kernel sends ".." only for NFS export, which init() declines.)
+    auto stx = statx_at((*parent)->fd(), "..");
+    if (!stx) return fail(stx.error());
+    auto known = inodes_.reference(key_of(*stx));
+    if (!known) return fail(std::errc::no_such_file_or_directory);
+    return Impl::make_entry(*this, *known, *stx, **parent);
+  }
   return Impl::lookup_name(*this, **parent, (*parent)->fd(), checked->c_str());
 }
 

@@ -19,8 +19,10 @@
 //   * every name is one component: empty, "/"-containing or NUL-containing names are EINVAL,
 //     longer than NAME_MAX is ENAMETOOLONG; "." and ".." are EINVAL for every op that creates,
 //     removes or renames; LOOKUP maps "." to the directory itself and ".." to its parent, with
-//     ".." of the root being the root (the kernel itself never sends either unless the export
-//     operations ask, which this filesystem does not enable);
+//     ".." of the root being the root, and a parent not looked up before being ENOENT (a
+//     directory the host moved out of the source keeps its node, not its new host parents;
+//     the kernel itself never sends "." or ".." unless the export operations ask, which this
+//     filesystem does not enable);
 //   * names are only ever resolved relative to an inode's O_PATH fd with O_NOFOLLOW (openat,
 //     statx with AT_SYMLINK_NOFOLLOW, *at calls on a single component), so a symlink is always
 //     the link itself and is never followed by the daemon; a directory swapped for a symlink

@@ -84,6 +84,20 @@ TEST_F(PassthroughSecurityTest, DotAndDotDotNeverLeaveTheSource) {
   EXPECT_TRUE(fs::exists(source_ / "d"));
 }
 
+// A directory the host moves out of the source keeps its node, but ".." from it finds only
+// directories looked up before (a Linux client holds the parents of what it holds), never the
+// new host parent outside.
+TEST_F(PassthroughSecurityTest, DotDotOfADirectoryMovedOutFindsNothingOutside) {
+  fs::create_directories(source_ / "a" / "d");
+  auto& fs = make();
+  const auto a = lookup(root_inode, "a");
+  const auto d = lookup(a, "d");
+  EXPECT_EQ(fs.lookup(ctx_, d, "..").value().inode, a);
+  fs::rename(source_ / "a" / "d", outside_ / "d");
+  EXPECT_EQ(fs.lookup(ctx_, d, "..").error(), std::errc::no_such_file_or_directory);
+  fs::rename(outside_ / "d", source_ / "a" / "d");
+}
+
 // Symlinks to / and to ../outside: lookup gives the link, nothing ever follows it.
 TEST_F(PassthroughSecurityTest, SymlinksOutOfTheSourceAreNeverFollowed) {
   fs::create_symlink("/", source_ / "to_root");
