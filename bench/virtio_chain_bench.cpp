@@ -6,14 +6,13 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <benchmark/benchmark.h>
 
-#include "allocation_counter.hpp"
-
 #include <vector>
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/transport/virtio/chain_io.hpp>
 #include <fuse_backend/transport/virtio/descriptor_chain.hpp>
 #include <fuse_backend/transport/virtio/virtqueue.hpp>
+#include <support/allocation_counter.hpp>
 #include <support/message_builder.hpp>
 #include <support/virtio_driver.hpp>
 
@@ -49,7 +48,7 @@ struct Fixture {
 };
 
 void report(benchmark::State& state, std::uint64_t before) {
-  state.counters["allocs/op"] = benchmark::Counter(static_cast<double>(bench::allocation_count() - before) /
+  state.counters["allocs/op"] = benchmark::Counter(static_cast<double>(testing::allocation_count() - before) /
                                                    static_cast<double>(state.iterations()));
 }
 
@@ -57,7 +56,7 @@ void BM_WalkDirect(benchmark::State& state) {
   Fixture f(2, 1, false);
   const auto table = f.queue.descriptor_table();
   (void)f.chain.walk(table, f.head);  // reserve the segment lists once
-  const std::uint64_t before = bench::allocation_count();
+  const std::uint64_t before = testing::allocation_count();
   for (auto _ : state) {
     auto error = f.chain.walk(table, f.head);
     benchmark::DoNotOptimize(error);
@@ -71,7 +70,7 @@ void BM_WalkIndirectWrite1MiB(benchmark::State& state) {
   Fixture f(258, 2, true);
   const auto table = f.queue.descriptor_table();
   (void)f.chain.walk(table, f.head);
-  const std::uint64_t before = bench::allocation_count();
+  const std::uint64_t before = testing::allocation_count();
   for (auto _ : state) {
     auto error = f.chain.walk(table, f.head);
     benchmark::DoNotOptimize(error);
@@ -101,7 +100,7 @@ void BM_HeaderReadAndReplyCommit(benchmark::State& state) {
   (void)chain.walk(queue.descriptor_table(), **popped);
   std::vector<std::byte> bounce(virtio::request_bounce_size);
   const std::vector<std::byte> payload(64);
-  const std::uint64_t before = bench::allocation_count();
+  const std::uint64_t before = testing::allocation_count();
   for (auto _ : state) {
     virtio::ChainReader reader(chain, bounce);
     auto header = reader.read_bytes(sizeof(abi::in_header));

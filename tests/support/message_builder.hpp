@@ -95,6 +95,9 @@ class MessageBuilder {
   std::vector<std::byte> extensions_;
 };
 
+// Everything a 6.18 kernel offers at INIT (see shared/reference/kernel-abi.md).
+inline constexpr std::uint64_t kernel_offer = 0x73fffffbull | (0x7fdull << 32);
+
 // The INIT request a kernel of version major.minor sends, offering `flags` (64-bit init flags;
 // flags2 is only sent from 7.36 on, as the kernel does).
 inline std::vector<std::byte> init_request(std::uint32_t major, std::uint32_t minor, std::uint64_t flags,

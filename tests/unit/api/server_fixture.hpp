@@ -14,9 +14,6 @@ namespace fuse_backend::testing {
 
 using RecordingServer = api::Server<MemoryTransport, RecordingFs>;
 
-// Everything a 6.18 kernel offers (see shared/reference/kernel-abi.md).
-inline constexpr std::uint64_t kernel_offer = 0x73fffffbull | (0x7fdull << 32);
-
 class ServerTest : public ::testing::Test {
  protected:
   RecordingFs fs;
