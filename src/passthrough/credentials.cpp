@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include <fuse_backend/abi/kernel.hpp>
@@ -62,12 +63,17 @@ Result<ScopedCredentials> ScopedCredentials::enter(const api::Context& ctx,
   if (ctx.uid == abi::invalid_uidgid || ctx.gid == abi::invalid_uidgid)
     return fail(std::errc::operation_not_permitted);
   ScopedCredentials creds(daemon_groups);
-  if (ctx.uid == 0 && ctx.gid == 0 && ctx.supplementary_groups.empty()) return creds;
+  // Between requests a thread holds the daemon's groups. A caller gets exactly its own (none
+  // if it has none: the daemon's must not lend it access), so the two setgroups calls, the
+  // dearest part of a switch, are needed only when the lists differ; commonly both are empty.
+  const bool same_groups = std::ranges::equal(ctx.supplementary_groups, daemon_groups);
+  if (ctx.uid == 0 && ctx.gid == 0 && same_groups) return creds;
 
-  // Groups first, while the thread still has CAP_SETGID for certain; a caller without
-  // supplementary groups gets none (the daemon's own must not lend it access).
-  if (auto rc = set_groups(ctx.supplementary_groups); !rc) return fail(rc.error());
-  creds.groups_ = true;
+  // Groups first, while the thread still has CAP_SETGID for certain.
+  if (!same_groups) {
+    if (auto rc = set_groups(ctx.supplementary_groups); !rc) return fail(rc.error());
+    creds.groups_ = true;
+  }
   creds.previous_gid_ = static_cast<std::uint32_t>(set_fs_id(SYS_setfsgid, ctx.gid));
   creds.gid_ = true;
   if (!fs_id_is(SYS_setfsgid, ctx.gid)) return fail(std::errc::operation_not_permitted);

@@ -25,8 +25,8 @@ namespace fuse_backend::passthrough {
 class ScopedCredentials {
  public:
   // Switches to ctx's identity. `daemon_groups` are the supplementary groups to restore
-  // afterwards (the daemon's own; they must outlive the object). Nothing is switched for a root
-  // caller without supplementary groups (the daemon already is that identity).
+  // afterwards (the daemon's own; they must outlive the object). Only what differs from the
+  // daemon is switched: nothing for a root caller with the daemon's supplementary groups.
   // Fails with EPERM for an unmapped id (abi::invalid_uidgid) and with the system call's error
   // otherwise; on failure nothing stays switched.
   static Result<ScopedCredentials> enter(const api::Context& ctx,

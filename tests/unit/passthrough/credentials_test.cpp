@@ -3,12 +3,15 @@
 #include <fuse_backend/passthrough/credentials.hpp>
 
 #include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <future>
 #include <tuple>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -92,10 +95,27 @@ TEST_F(CredentialsTest, SwitchesFsIdsAndGroupsOfThisThreadOnly) {
   EXPECT_EQ(groups(), before_groups);
 }
 
-TEST_F(CredentialsTest, CallerWithoutGroupsGetsNone) {
-  auto creds = ScopedCredentials::enter(caller(4242, 4242), daemon_groups_);
-  ASSERT_TRUE(creds);
-  EXPECT_EQ(groups(), "");
+// On a thread of its own holding daemon groups {4545}: a caller without groups gets none, one
+// with the daemon's keeps them (no setgroups needed), and the daemon's are back afterwards.
+TEST_F(CredentialsTest, CallerGetsExactlyItsOwnGroups) {
+  std::thread([] {
+    const gid_t daemon[] = {4545};
+    ASSERT_EQ(::syscall(SYS_setgroups, 1L, daemon), 0);
+    const std::uint32_t same[] = {4545};
+    using Groups = std::span<const std::uint32_t>;
+    for (const Groups wanted : {Groups{}, Groups{same}}) {
+      auto ctx = caller(4242, 4242);
+      ctx.supplementary_groups = wanted;
+      {
+        auto creds = ScopedCredentials::enter(ctx, daemon);
+        ASSERT_TRUE(creds);
+        EXPECT_EQ(groups(), wanted.empty() ? "" : "4545 ");
+        EXPECT_EQ(fs_id("Uid:"), 4242u);
+      }
+      EXPECT_EQ(groups(), "4545 ");
+      EXPECT_EQ(fs_id("Uid:"), 0u);
+    }
+  }).join();
 }
 
 TEST_F(CredentialsTest, RootCallerSwitchesNothing) {
