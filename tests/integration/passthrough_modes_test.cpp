@@ -1,37 +1,18 @@
 // PassthroughFs's Config modes through a real mount: FUSE passthrough backing files (the
 // daemon must see no READ/WRITE), writeback cache, cache=never with mmap, killpriv_v2 and
-// no_open. A RequestObserver counts the requests the daemon really receives. Needs root,
+// no_open. An OpcodeCounter counts the requests the daemon really receives. Needs root,
 // /dev/fuse and (for backing files) Linux >= 6.9.
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <filesystem>
 #include <vector>
-
-#include <fuse_backend/abi/kernel.hpp>
-#include <fuse_backend/api/observer.hpp>
 
 #include "passthrough_mount_fixture.hpp"
 
 namespace fuse_backend::passthrough::testing {
 namespace {
-
-class OpcodeCounter final : public api::RequestObserver {
- public:
-  void on_request(const abi::in_header& header) noexcept override {
-    if (header.opcode < counts_.size()) counts_[header.opcode].fetch_add(1, std::memory_order_relaxed);
-  }
-  void on_reply(const abi::in_header&, int, std::size_t) noexcept override {}
-  std::uint64_t operator[](abi::opcode op) const {
-    return counts_[static_cast<std::size_t>(op)].load(std::memory_order_relaxed);
-  }
-
- private:
-  std::array<std::atomic<std::uint64_t>, 64> counts_{};
-};
 
 class PassthroughModes : public PassthroughMount {
  protected:

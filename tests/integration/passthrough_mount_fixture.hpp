@@ -1,7 +1,8 @@
 // Fixture for real-mount PassthroughFs tests: a temporary source directory served on a fresh
 // mountpoint by an in-process fusedev Service (allow_other, so other uids may use it, and no
 // default_permissions, so every permission decision is the daemon's), plus helpers to run a
-// body in a child process with other filesystem ids. Needs root and /dev/fuse.
+// body in a child process with other filesystem ids and to count the requests the daemon
+// receives. Needs root and /dev/fuse.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -22,6 +24,8 @@
 #include <optional>
 #include <string>
 
+#include <fuse_backend/abi/kernel.hpp>
+#include <fuse_backend/api/observer.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/passthrough/passthrough_fs.hpp>
 #include <support/files.hpp>
@@ -40,6 +44,21 @@ using fuse_backend::testing::TempDir;
 using fuse_backend::testing::write_file;
 
 inline std::string errno_text() { return std::strerror(errno); }
+
+// Counts the requests the daemon really receives, by opcode (ServiceOptions::server.observer).
+class OpcodeCounter final : public api::RequestObserver {
+ public:
+  void on_request(const abi::in_header& header) noexcept override {
+    if (header.opcode < counts_.size()) counts_[header.opcode].fetch_add(1, std::memory_order_relaxed);
+  }
+  void on_reply(const abi::in_header&, int, std::size_t) noexcept override {}
+  std::uint64_t operator[](abi::opcode op) const {
+    return counts_[static_cast<std::size_t>(op)].load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, 64> counts_{};
+};
 
 class PassthroughMount : public ::testing::Test {
  protected:
