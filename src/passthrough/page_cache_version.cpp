@@ -17,7 +17,13 @@ bool PageCacheVersion::current(int fd, Version& version) noexcept {
 
 void PageCacheVersion::record(const Version& version) noexcept {
   version_ = version;
+  read_since_record_.store(false, std::memory_order_release);
   state_.store(State::recorded, std::memory_order_release);
+}
+
+void PageCacheVersion::before_read() noexcept {
+  if (!read_since_record_.load(std::memory_order_acquire))
+    read_since_record_.store(true, std::memory_order_release);
 }
 
 bool PageCacheVersion::keep_on_open(int fd) noexcept {
@@ -51,7 +57,7 @@ void PageCacheVersion::after_own_writes(int fd) noexcept {
   std::lock_guard lock(mutex_);
   if (state_.load(std::memory_order_relaxed) != State::changing) return;
   Version now;
-  if (current(fd, now)) record(now);
+  if (!read_since_record_.load(std::memory_order_acquire) && current(fd, now)) record(now);
   else state_.store(State::unknown, std::memory_order_release);
 }
 

@@ -1025,6 +1025,7 @@ Result<std::size_t> PassthroughFs::read(const api::Context& ctx, InodeId inode,
                                         std::uint32_t size, std::uint64_t offset, std::uint32_t) {
   auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
   if (!io) return fail(io.error());
+  io->inode().page_cache.before_read();
   // A short read is not the end of the file on every host filesystem (NFS, a FUSE submount):
   // only 0 is, and the kernel takes a short reply for EOF.
   std::size_t done = 0;

@@ -29,8 +29,7 @@ std::uint64_t pattern(std::uint64_t seed, std::uint64_t i) {
   return x ^ x >> 31;
 }
 
-// The first `size` bytes of stream `seed`, made a word at a time (the racing readers below check
-// every read against them, so their speed sets how often a read races a write).
+// The first `size` bytes of stream `seed`.
 std::vector<std::uint8_t> expected_bytes(std::uint64_t seed, std::size_t size) {
   std::vector<std::uint8_t> bytes(size);
   for (std::size_t at = 0; at < size; at += 8) {
@@ -77,19 +76,41 @@ bool write_shuffled(const std::string& file, std::uint64_t seed, std::size_t siz
   return true;
 }
 
-// Region `index` of a file of 64 KiB regions as generation `generation` writes it: generation 0
-// is the zeros of a sparse file, each later one its own pattern stream.
+// Region `index` of a file of 64 KiB regions as generation `generation` writes it: each 8-byte
+// word says (little-endian) its place in bytes 0-1, the region in bytes 2-4 and the generation
+// in bytes 5-7, so that a byte read back tells where it belongs, whatever it was torn from.
+// Generation 0 is the zeros of the sparse file.
 constexpr std::size_t region_size = 64 * 1024;
 
-std::vector<std::uint8_t> region_bytes(std::size_t index, std::uint32_t generation) {
-  if (generation == 0) return std::vector<std::uint8_t>(region_size);
-  return expected_bytes(std::uint64_t{index} << 32 | generation, region_size);
+std::uint64_t region_word(std::size_t index, std::uint32_t generation, std::size_t word) {
+  return generation == 0 ? 0 : std::uint64_t{generation} << 40 | std::uint64_t{index} << 16 | word;
 }
 
-// The offset of the first byte of `data`, read from region `index`, that no generation from
-// `oldest` to `newest` holds there; region_size when there is none.
+std::vector<std::uint8_t> region_bytes(std::size_t index, std::uint32_t generation) {
+  std::vector<std::uint8_t> bytes(region_size);
+  for (std::size_t word = 0; word < region_size / 8; ++word) {
+    const std::uint64_t value = region_word(index, generation, word);
+    std::memcpy(bytes.data() + 8 * word, &value, 8);
+  }
+  return bytes;
+}
+
+// The offset of the first byte of `data`, read from region `index`, that is not that byte of a
+// generation from `oldest` to `newest`; region_size when there is none. With oldest 0 only the
+// place and an upper bound are checked, byte by byte (any mix of generations passes), which is
+// cheap for however many generations there were.
 std::size_t first_foreign_byte(const std::vector<std::uint8_t>& data, std::size_t index, std::uint32_t oldest,
                                std::uint32_t newest) {
+  if (oldest == 0) {
+    for (std::size_t i = 0; i < region_size; ++i) {
+      const unsigned byte = i % 8;
+      const std::uint64_t place = region_word(index, 1, i / 8) >> 8 * byte & 0xff;
+      const bool fits = byte < 5 ? data[i] == place || data[i] == 0
+                                 : data[i] <= std::min<std::uint64_t>(0xff, newest >> 8 * (byte - 5));
+      if (!fits) return i;
+    }
+    return region_size;
+  }
   std::vector<std::vector<std::uint8_t>> generations;
   for (std::uint32_t g = oldest; g <= newest; ++g) generations.push_back(region_bytes(index, g));
   if (std::find(generations.begin(), generations.end(), data) != generations.end()) return region_size;  // the usual case
@@ -100,19 +121,17 @@ std::size_t first_foreign_byte(const std::vector<std::uint8_t>& data, std::size_
   return region_size;
 }
 
-// The generation each 4 KiB page of `data`, read from region `index`, holds ("?" for none up to
-// `newest`), for failure messages.
-std::string page_generations(const std::vector<std::uint8_t>& data, std::size_t index, std::uint32_t newest) {
+// The generation the first word of each 4 KiB page of `data`, read from region `index`, says it
+// holds ("?" for a word of another place), for failure messages.
+std::string page_generations(const std::vector<std::uint8_t>& data, std::size_t index) {
   constexpr std::size_t page = 4096;
-  std::vector<std::optional<std::uint32_t>> found(region_size / page);
-  for (std::uint32_t g = 0; g <= newest; ++g) {
-    const auto bytes = region_bytes(index, g);
-    for (std::size_t p = 0; p < found.size(); ++p) {
-      if (std::memcmp(bytes.data() + p * page, data.data() + p * page, page) == 0) found[p] = g;
-    }
-  }
   std::string text;
-  for (const auto& g : found) text += " " + (g ? std::to_string(*g) : "?");
+  for (std::size_t at = 0; at < region_size; at += page) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, data.data() + at, 8);
+    const bool placed = word == 0 || (word & 0xffffffffff) == region_word(index, 1, at / 8) % (1ull << 40);
+    text += " " + (placed ? std::to_string(word >> 40) : std::string("?"));
+  }
   return text;
 }
 
@@ -222,12 +241,17 @@ TEST_P(PassthroughIntegrity, ConcurrentWritersToDisjointRegionsOfOneFile) {
 // write: the kernel copies an up-to-date page-cache page (with backing files: the host file's)
 // to a reader without the page lock while a writer may be copying into it, so a racing read may
 // mix generations, even within a page. What holds is that every byte read is the zero or the
-// written byte of a generation current at some moment of the read: none older than the last
-// write completed before the read began (a completed write is seen), none newer than the last
-// write begun before it ended, none from another place. A read no write overlapped is therefore
-// exactly one generation. Half the reads go to the region a writer began last, so that many
-// race a write. Each region has one writer, so its generations land in order and the file ends
-// with the last one of each, through the mount and on the host.
+// written byte of some generation, none newer than the last write begun before the read ended,
+// none from another place. With backing files (the host's page cache) it is also none older than
+// the last write completed before the read began. Through FUSE's own page cache under cache=auto
+// Linux does not promise that: a write-through WRITE unlocks its up-to-date pages before the
+// daemon has the data, so an invalidation in between (auto_inval_data, seeing the mtime of an
+// earlier write) lets a concurrent READ refill them from the host's older bytes, and they stay
+// until the next invalidation (seen here about once in five runs, with any daemon). What cache=auto
+// does promise is close-to-open: once the writers closed, a new open reads the last generation of
+// every region (PageCacheVersion must not keep such a cache). Half the reads go to the region a
+// writer began last, so that many race a write; each region has one writer, so its generations
+// land in order.
 TEST_P(PassthroughIntegrity, ReadersRacingRewritesSeeOnlyWrittenBytes) {
   constexpr std::size_t regions = 48;
   constexpr std::size_t writers = 3;
@@ -270,7 +294,8 @@ TEST_P(PassthroughIntegrity, ReadersRacingRewritesSeeOnlyWrittenBytes) {
       std::vector<std::uint8_t> data(region_size);
       while (reads++ < wanted_reads) {
         const std::size_t index = random() % 2 ? latest.load() : random() % regions;
-        const std::uint32_t oldest = generations[index].completed;
+        const std::uint32_t completed = generations[index].completed;
+        const std::uint32_t oldest = GetParam() == Mode::backing_files ? completed : 0u;
         const ssize_t got = ::pread(fd.get(), data.data(), region_size, static_cast<off_t>(index * region_size));
         const std::uint32_t newest = generations[index].begun;
         if (got != static_cast<ssize_t>(region_size)) {
@@ -280,10 +305,10 @@ TEST_P(PassthroughIntegrity, ReadersRacingRewritesSeeOnlyWrittenBytes) {
         if (const std::size_t at = first_foreign_byte(data, index, oldest, newest); at != region_size) {
           ADD_FAILURE() << "region " << index << " byte " << at << " is " << int{data[at]}
                         << ", from no generation " << oldest << ".." << newest
-                        << "; its pages hold generations" << page_generations(data, index, newest);
+                        << "; its pages hold generations" << page_generations(data, index);
           return;
         }
-        if (newest != oldest) ++racing_reads;
+        if (newest != completed) ++racing_reads;
       }
     });
   for (auto& reader : readers) reader.join();
@@ -297,7 +322,7 @@ TEST_P(PassthroughIntegrity, ReadersRacingRewritesSeeOnlyWrittenBytes) {
     last.insert(last.end(), bytes.begin(), bytes.end());
   }
   const std::uint64_t sum = fnv1a(last.data(), last.size());
-  EXPECT_EQ(checksum_of(path("regions"), last.size()), sum);
+  EXPECT_EQ(checksum_of(path("regions"), last.size()), sum) << "a new open after the writers closed";
   stop();
   EXPECT_EQ(checksum_of(host("regions"), last.size()), sum);
 }

@@ -13,7 +13,10 @@
 //  - Our own WRITEs move the version on, but the kernel's cache follows them (it writes through
 //    it). Before the first WRITE since the record the host must still have the recorded version,
 //    else someone else changed the file and the record is forgotten; at the next FLUSH (every
-//    close) the version after our WRITEs is recorded.
+//    close) the version after our WRITEs is recorded - unless a READ was served since the
+//    record. The kernel unlocks a written page before its WRITE reaches us, so an invalidation
+//    in between (auto_inval_data) lets a concurrent READ refill that page from the host's older
+//    bytes, and the cache then lags our WRITEs; the next open must drop it.
 //  - Anything else drops the cache at the next open. A host process or a metadata change through
 //    the mount moves the ctime, so the version differs. The rest forgets the record: a WRITE that
 //    fails or falls short; truncation, FALLOCATE and COPY_FILE_RANGE (rare; a failure half-way
@@ -29,8 +32,8 @@
 // once the attribute timeout expired), so the staleness is that of auto_inval_data for a file
 // changed while open, bounded by the attribute timeout.
 //
-// Thread safety: all members are thread-safe. The calls on the write path cost one atomic load
-// once the first WRITE since the record was checked.
+// Thread safety: all members are thread-safe. The calls on the read and write paths cost one
+// atomic load once the first READ or WRITE since the record was noted.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -52,7 +55,9 @@ class PageCacheVersion {
   void record_created(const struct stat& created) noexcept;
   // Before a WRITE to the file open as `fd`.
   void before_own_write(int fd) noexcept;
-  // At FLUSH of `fd`: records the version our WRITEs left.
+  // Before a READ of the file is served.
+  void before_read() noexcept;
+  // At FLUSH of `fd`: records the version our WRITEs left (forgets it after a READ, above).
   void after_own_writes(int fd) noexcept;
   // After anything else that changed or may have changed the file: the next open drops the cache.
   void forget() noexcept;
@@ -74,7 +79,8 @@ class PageCacheVersion {
 
   std::mutex mutex_;
   std::atomic<State> state_{State::unknown};  // written under mutex_
-  Version version_;                           // guarded by mutex_
+  std::atomic<bool> read_since_record_{false};
+  Version version_;  // guarded by mutex_
 };
 
 }  // namespace fuse_backend::passthrough

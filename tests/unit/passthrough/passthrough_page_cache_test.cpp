@@ -97,6 +97,29 @@ TEST_F(PassthroughPageCache, OurOwnWritesKeepTheCacheOnceFlushed) {
   EXPECT_EQ(read_file(source_ / "f"), "rewragain, and longer");
 }
 
+// A READ while our WRITEs are under way (before or between them) may have refilled a page the
+// kernel had already written to from the host's older bytes: those WRITEs are not taken for ours.
+TEST_F(PassthroughPageCache, WritesMixedWithReadsAreNotTakenForOurs) {
+  for (const bool read_first : {true, false}) {
+    SCOPED_TRACE(read_first ? "read, then write" : "write, then read");
+    EXPECT_EQ(open_keeps_cache(O_RDWR), !read_first);  // the first open ever drops, the second keeps
+    MemoryWriter out(8);
+    if (!read_first) write_through("written", 0);
+    ASSERT_TRUE(fs_->read(ctx_, file_, handle_, out, 8, 0, 0));
+    if (read_first) write_through("written", 0);
+    close_handle();
+    EXPECT_FALSE(open_keeps_cache());
+    close_handle();
+  }
+  // Reads alone change nothing.
+  EXPECT_TRUE(open_keeps_cache());
+  MemoryWriter out(8);
+  ASSERT_TRUE(fs_->read(ctx_, file_, handle_, out, 8, 0, 0));
+  close_handle();
+  EXPECT_TRUE(open_keeps_cache());
+  close_handle();
+}
+
 TEST_F(PassthroughPageCache, OtherChangesThroughTheMountDropTheCacheAtTheNextOpen) {
   write_file(source_ / "g", "source of a copy");
   const api::InodeId source = lookup(api::root_inode, "g");
