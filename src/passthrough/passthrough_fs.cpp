@@ -273,6 +273,11 @@ class PassthroughFs::Impl {
     auto stx = statx_at(parent_fd, name);
     if (!stx) return fail(stx.error());
     if (auto known = fs.inodes_.reference(key_of(*stx))) return make_entry(fs, *known, *stx, parent);
+    // ".." only to a known parent. A Linux client's cached directory pins its parent's entry, so
+    // the parent of a directory it holds is one it looked up (from the root); one never seen
+    // means the host moved this directory, perhaps out of the source, whose parents are not
+    // served. (The kernel sends ".." only for NFS export, which init() declines.)
+    if (std::string_view(name) == "..") return fail(std::errc::no_such_file_or_directory);
 
     auto fd = syscall_result<int>(
         [&] { return ::openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
@@ -722,17 +727,6 @@ Result<api::Entry> PassthroughFs::lookup(const api::Context& ctx, InodeId parent
   }
   auto creds = Impl::as_caller(*this, ctx);
   if (!creds) return fail(creds.error());
-  if (name == "..") {
-    // Only a known parent. A Linux client's cached directory pins its parent's entry, so the
-    // parent of a directory it holds is one it looked up (from the root); one never seen means
-    // the host moved this directory, perhaps out of the source, whose parents are not served.
-    // (The kernel sends ".." only for NFS export, which init() declines.)
-    auto stx = statx_at((*parent)->fd(), "..");
-    if (!stx) return fail(stx.error());
-    auto known = inodes_.reference(key_of(*stx));
-    if (!known) return fail(std::errc::no_such_file_or_directory);
-    return Impl::make_entry(*this, *known, *stx, **parent);
-  }
   return Impl::lookup_name(*this, **parent, (*parent)->fd(), checked->c_str());
 }
 
