@@ -22,9 +22,6 @@ using api::AnyFilesystem;
 using abi::opcode;
 namespace flags = abi::init_flags;
 
-// Everything a 6.18 kernel offers.
-constexpr std::uint64_t kernel_offer = 0x73fffffbull | (0x7fdull << 32);
-
 // The core only: every other op must come out as ENOSYS.
 struct CoreFs {
   int lookups = 0;

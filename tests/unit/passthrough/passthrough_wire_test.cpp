@@ -19,14 +19,13 @@ namespace fuse_backend::passthrough::testing {
 namespace {
 
 using fuse_backend::testing::init_request;
+using fuse_backend::testing::kernel_offer;
 using fuse_backend::testing::MessageBuilder;
 using fuse_backend::testing::MemoryTransport;
 using fuse_backend::testing::ParsedReply;
 using Server = api::Server<MemoryTransport, PassthroughFs>;
 using Op = abi::opcode;
 
-// What a 6.18 kernel offers.
-constexpr std::uint64_t kernel_offer = 0x73fffffbull | (0x7fdull << 32);
 
 class PassthroughWireTest : public PassthroughTest {
  protected:

@@ -36,10 +36,9 @@ namespace fuse_backend::transport::virtio {
 namespace {
 
 using abi::opcode;
+using testing::kernel_offer;
 using testing::MessageBuilder;
 using testing::VirtioDriver;
-
-constexpr std::uint64_t kernel_offer = 0x73fffffbull | (0x7fdull << 32);
 
 VirtioDriver::Options queue_options(std::uint64_t features, std::uint16_t start = 0) {
   VirtioDriver::Options options;

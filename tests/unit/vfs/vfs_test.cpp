@@ -31,7 +31,6 @@ using api::InodeId;
 using vfs::Vfs;
 namespace flags = abi::init_flags;
 
-constexpr std::uint64_t kernel_offer = 0x73fffffbull | (0x7fdull << 32);
 constexpr std::uint64_t backend_bit(std::uint64_t index) { return index << Vfs::inode_bits; }
 
 // The core only, to see ENOSYS for everything else.
