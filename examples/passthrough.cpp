@@ -39,6 +39,7 @@
 #include <fuse_backend/api/server.hpp>
 #include <fuse_backend/detail/syscall.hpp>
 #include <fuse_backend/passthrough/config.hpp>
+#include <fuse_backend/passthrough/open_file_limit.hpp>
 #include <fuse_backend/passthrough/passthrough_fs.hpp>
 #include <fuse_backend/transport/fusedev/service.hpp>
 #include <fuse_backend/transport/fusedev/session.hpp>
@@ -517,6 +518,15 @@ int serve(Options& options) {
   // (With io_uring they wait on helper threads, which the queues bound themselves; the /dev/fuse
   // workers that INTERRUPTs come to are never held, but the same limit keeps both modes alike.)
   options.fs.max_lock_waiters = options.service.threads - 1;
+  // An fd per inode the kernel holds: the usual soft limit of 1024 would cap the client's caches.
+  if (auto limit = passthrough::raise_open_file_limit(); !limit) {
+    std::fprintf(stderr, "passthrough: warning: cannot raise the open file limit: %s\n",
+                 errno_text(limit.error()).c_str());
+  } else if (options.debug) {
+    std::fprintf(stderr, "passthrough: open file limit %llu (was %llu)\n",
+                 static_cast<unsigned long long>(limit->after),
+                 static_cast<unsigned long long>(limit->before));
+  }
   auto fs = passthrough::PassthroughFs::create(options.fs);
   if (!fs) {
     const bool no_handles = options.fs.inode_file_handles == passthrough::InodeFileHandles::mandatory &&

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <system_error>
 
+#include <fuse_backend/passthrough/open_file_limit.hpp>
 #include <fuse_backend/passthrough/passthrough_fs.hpp>
 #include <fuse_backend/transport/virtio/fs_device.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
@@ -161,6 +162,11 @@ int main(int argc, char** argv) {
   config.source = options.shared_dir;
   config.cache_policy = options.cache;
   config.xattr = options.xattr;
+  // An fd per inode the guest holds: the usual soft limit of 1024 would cap the guest's caches.
+  if (auto limit = passthrough::raise_open_file_limit(); !limit) {
+    std::fprintf(stderr, "virtiofsd: warning: cannot raise the open file limit: %s\n",
+                 std::make_error_code(limit.error()).message().c_str());
+  }
   auto fs = passthrough::PassthroughFs::create(config);
   if (!fs) {
     std::fprintf(stderr, "virtiofsd: cannot share %s: %s\n", options.shared_dir.c_str(),

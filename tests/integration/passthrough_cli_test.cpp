@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -334,6 +335,35 @@ TEST_F(PassthroughCliServe, PassthroughBackingMovesDataWithoutTheDaemon) {
   EXPECT_NE(log.find(": OPEN nodeid"), std::string::npos) << log;
   EXPECT_EQ(log.find(": READ nodeid"), std::string::npos) << log;
   EXPECT_EQ(log.find(": WRITE nodeid"), std::string::npos) << log;
+}
+
+// The daemon holds an fd per inode the kernel holds. Started with a soft RLIMIT_NOFILE of 64 (a
+// hard one far above), it raises its own limit: many more files than 64 stay looked up at once.
+TEST_F(PassthroughCliServe, RaisesItsOpenFileLimitForTheInodesItHolds) {
+  struct rlimit ours {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &ours), 0);
+  constexpr rlim_t low = 64, files = 400;
+  if (ours.rlim_max < 2 * files) GTEST_FAIL() << "hard RLIMIT_NOFILE " << ours.rlim_max << " too low for this test";
+  {
+    // Lowered only while the daemon starts: it inherits the limit.
+    const struct rlimit lowered{low, ours.rlim_max};
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0) << std::strerror(errno);
+    start();
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &ours), 0) << std::strerror(errno);
+    ASSERT_FALSE(HasFatalFailure());
+  }
+  // Each file created stays in the kernel's dentry cache, so its inode (and the daemon's fd for
+  // it) is held until the unmount.
+  for (rlim_t i = 0; i < files; ++i) {
+    const std::string path = mnt_.str() + "/held_" + std::to_string(i);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << "file " << i << ": " << std::strerror(errno);
+    ::close(fd);
+  }
+  struct stat st {};
+  EXPECT_EQ(::stat((mnt_.str() + "/held_0").c_str(), &st), 0) << std::strerror(errno);
+  ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+  expect_clean_exit();
 }
 
 TEST_F(PassthroughCliServe, DebugLogsEveryRequestWithItsOpcode) {
