@@ -4,7 +4,8 @@
 //
 // Mounts SOURCE's contents on MOUNTPOINT with passthrough::PassthroughFs and serves it with a
 // fusedev::Service (one worker thread per cloned /dev/fuse fd) until the filesystem is unmounted
-// (umount / fusermount3 -u) or the daemon gets SIGINT or SIGTERM; it then unmounts and exits 0.
+// (umount / fusermount3 -u) or the daemon gets SIGINT or SIGTERM; on a signal it first has the
+// kernel write back data it still holds (Session::sync), then unmounts and exits 0.
 // Every problem found before serving (a bad option, a missing source, a busy mount point, ...)
 // is ONE line on stderr and exit status 1. `passthrough --help` lists the options.
 //
@@ -58,7 +59,8 @@ constexpr const char* help_text = R"(usage: passthrough [options] SOURCE MOUNTPO
 
 Serves the directory SOURCE on the FUSE mount point MOUNTPOINT until it is unmounted
 (umount MOUNTPOINT, fusermount3 -u MOUNTPOINT) or the daemon gets SIGINT or SIGTERM, then
-unmounts it and exits 0. Errors before serving are one line on stderr and exit status 1.
+writes back what the kernel still holds dirty, unmounts and exits 0. Errors before serving are
+one line on stderr and exit status 1.
 
 Options:
   -o OPT[,OPT...]          mount and filesystem options, listed below (repeatable)
@@ -545,7 +547,16 @@ int serve(Options& options) {
   DebugLog log;
   if (options.debug) options.service.server.observer = &log;
   fusedev::Service service(*session, **fs, options.service);
-  if (auto watching = signals->start([&service](int) { service.stop(); }); !watching) {
+  // On a signal, first have the kernel write back what it holds dirty (writeback cache, shared
+  // mappings) while the workers still serve: after they stop, it would be lost.
+  const auto stop = [&service, &session](int) {
+    if (auto synced = session->sync(); !synced) {
+      std::fprintf(stderr, "passthrough: warning: cannot write back before stopping: %s\n",
+                   errno_text(synced.error()).c_str());
+    }
+    service.stop();
+  };
+  if (auto watching = signals->start(stop); !watching) {
     return fail_with("cannot watch signals: " + errno_text(watching.error()));
   }
   const auto served = service.run();  // until a signal, an unmount from outside, or DESTROY

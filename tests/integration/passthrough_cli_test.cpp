@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -335,6 +336,36 @@ TEST_F(PassthroughCliServe, PassthroughBackingMovesDataWithoutTheDaemon) {
   EXPECT_NE(log.find(": OPEN nodeid"), std::string::npos) << log;
   EXPECT_EQ(log.find(": READ nodeid"), std::string::npos) << log;
   EXPECT_EQ(log.find(": WRITE nodeid"), std::string::npos) << log;
+}
+
+// SIGTERM while a client still has written data in the kernel only (the writeback cache keeps
+// a write(2), a shared mapping keeps stores in any mode; neither was synced or closed): the
+// daemon has the kernel write it back before it stops, so the source has every byte.
+TEST_F(PassthroughCliServe, SigtermWritesBackWhatTheKernelStillHeld) {
+  std::string data(1 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7) % 251 + 1);
+  for (const bool mapped : {false, true}) {
+    SCOPED_TRACE(mapped ? "shared mapping" : "write(2) under --writeback");
+    ASSERT_NO_FATAL_FAILURE(start(mapped ? std::vector<std::string>{} : std::vector<std::string>{"--writeback"}));
+    const std::string name = mapped ? "/mapped" : "/written";
+    const int fd = ::open((mnt_.str() + name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    void* map = MAP_FAILED;
+    if (mapped) {
+      ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(data.size())), 0) << std::strerror(errno);
+      map = ::mmap(nullptr, data.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      ASSERT_NE(map, MAP_FAILED) << std::strerror(errno);
+      std::memcpy(map, data.data(), data.size());
+    } else {
+      ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size())) << std::strerror(errno);
+    }
+    ASSERT_EQ(::kill(child_->pid(), SIGTERM), 0);
+    expect_clean_exit();
+    EXPECT_TRUE(read_file(source_.str() + name) == data) << name << " lost what the kernel held";
+    // The connection is gone: these fail at once, nothing waits for the daemon.
+    if (map != MAP_FAILED) ::munmap(map, data.size());
+    ::close(fd);
+  }
 }
 
 // The daemon holds an fd per inode the kernel holds. Started with a soft RLIMIT_NOFILE of 64 (a

@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -227,6 +228,20 @@ Session& Session::operator=(Session&& other) noexcept {
 
 Session::~Session() {
   if (mounted_) (void)unmount(true);
+}
+
+Result<void> Session::sync() const noexcept {
+  if (!mounted_) return {};
+  auto root = detail::syscall_result<int>(
+      [&] { return ::open(mountpoint_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+  if (!root) return fail(root.error());
+  const detail::UniqueFd fd(*root);
+  // Unmounted from outside: the path is some other file system now, with nothing of ours.
+  constexpr decltype(statfs::f_type) fuse_super_magic = 0x65735546;
+  struct statfs fs {};
+  if (auto found = detail::syscall_void([&] { return ::fstatfs(fd.get(), &fs); }); !found) return found;
+  if (fs.f_type != fuse_super_magic) return {};
+  return detail::syscall_void([&] { return ::syncfs(fd.get()); });
 }
 
 Result<void> Session::unmount(bool lazy) noexcept {

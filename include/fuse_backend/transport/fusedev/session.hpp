@@ -62,6 +62,14 @@ class Session {
   // True when the mount went through fusermount3 (so does the unmount).
   bool via_fusermount() const noexcept { return via_fusermount_; }
 
+  // Has the kernel write back what it holds dirty for this mount (syncfs(2) on its root) and
+  // waits until it has. The writeback cache and shared writable mappings keep written data in
+  // the kernel; it reaches the filesystem only as WRITE requests, and whatever is still dirty
+  // when the connection ends is lost. A daemon stopping on a signal calls this first, while its
+  // Service still serves (from another thread: it costs an OPENDIR, the WRITEs and a
+  // RELEASEDIR). A no-op once the mount is gone.
+  Result<void> sync() const noexcept;
+
   // Unmounts (umount2, MNT_DETACH when `lazy`; `fusermount3 -u [-z]` when unprivileged).
   // Privileged, a filesystem already unmounted from outside counts as success (fusermount3 has
   // no such mode: it fails then, and says so on stderr). Serving workers then read ENODEV and end.
