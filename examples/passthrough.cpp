@@ -101,9 +101,13 @@ Options:
                            across host mount points inside SOURCE, but new at every start)
   inode_file_handles=MODE  inodes keep host file handles instead of open fds, so a large kernel
                            cache cannot exhaust the fd limit (needs root: CAP_DAC_READ_SEARCH):
-                             never      open fds only (default)
+                             auto       open fds for the first inode_fd_budget inodes,
+                                        then handles where possible (default)
+                             never      open fds only
                              prefer     handles where the file system has them, else fds
                              mandatory  handles or fail (at start if SOURCE has none)
+  inode_fd_budget=N        inode_file_handles=auto: how many inodes keep an fd (default: 3/4
+                           of the open file limit, which the daemon raises at start)
   threads=N                worker threads, 1..256 (default: one per CPU, at most 16); at most
                            N-1 blocking locks (F_SETLKW, flock) wait at once, so one stays free
   busy_poll=USECS          after its last request, one worker (with io_uring: each queue
@@ -191,6 +195,7 @@ std::optional<passthrough::CachePolicy> parse_cache(std::string_view text) {
 
 std::optional<passthrough::InodeFileHandles> parse_inode_file_handles(std::string_view text) {
   using passthrough::InodeFileHandles;
+  if (text == "auto") return InodeFileHandles::automatic;
   if (text == "never") return InodeFileHandles::never;
   if (text == "prefer") return InodeFileHandles::prefer;
   if (text == "mandatory") return InodeFileHandles::mandatory;
@@ -263,8 +268,15 @@ constexpr Setting settings[] = {
     {"inode_file_handles",
      [](Options& o, std::string_view shown, std::string_view value) -> Problem {
        const auto mode = parse_inode_file_handles(value);
-       if (!mode) return bad_value(shown, value, "never, prefer or mandatory");
+       if (!mode) return bad_value(shown, value, "auto, never, prefer or mandatory");
        o.fs.inode_file_handles = *mode;
+       return std::nullopt;
+     }},
+    {"inode_fd_budget",
+     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
+       const auto inodes = parse_number(value, 1, 1u << 30);
+       if (!inodes) return bad_value(shown, value, "a whole number from 1 to 1073741824");
+       o.fs.inode_fd_budget = static_cast<std::size_t>(*inodes);
        return std::nullopt;
      }},
     {"threads",
@@ -548,13 +560,14 @@ int serve(Options& options) {
   if (options.debug) options.service.server.observer = &log;
   fusedev::Service service(*session, **fs, options.service);
   // On a signal, first have the kernel write back what it holds dirty (writeback cache, shared
-  // mappings) while the workers still serve: after they stop, it would be lost.
+  // mappings) while the workers still serve, and answer those WRITEs before stopping: after the
+  // workers end, that data would be lost.
   const auto stop = [&service, &session](int) {
     if (auto synced = session->sync(); !synced) {
       std::fprintf(stderr, "passthrough: warning: cannot write back before stopping: %s\n",
                    errno_text(synced.error()).c_str());
     }
-    service.stop();
+    service.drain_and_stop(std::chrono::seconds(10));
   };
   if (auto watching = signals->start(stop); !watching) {
     return fail_with("cannot watch signals: " + errno_text(watching.error()));

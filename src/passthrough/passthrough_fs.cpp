@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -20,6 +21,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <system_error>
 #include <thread>
 
@@ -247,12 +249,31 @@ class PassthroughFs::Impl {
     return entry;
   }
 
+  // Whether a new inode is to keep a handle: whenever handles are usable with prefer and
+  // mandatory; with automatic once the store holds the fd budget (logged once, also when
+  // handles are unusable, for that is when EMFILE may follow).
+  static bool wants_handle(PassthroughFs& fs) {
+    if (fs.config_.inode_file_handles != InodeFileHandles::automatic) return fs.use_handles_;
+    if (fs.inodes_.size() < fs.inode_fd_budget_) return false;
+    if (!fs.budget_logged_.load(std::memory_order_relaxed) && !fs.budget_logged_.exchange(true)) {
+      if (fs.use_handles_)
+        fmt::print(stderr, "fuse_backend: {} inodes hold an fd each; further ones keep file handles\n",
+                   fs.inode_fd_budget_);
+      else
+        fmt::print(stderr,
+                   "fuse_backend: {} inodes hold an fd each and file handles are unavailable: "
+                   "lookups fail with EMFILE at the fd limit\n",
+                   fs.inode_fd_budget_);
+    }
+    return fs.use_handles_;
+  }
+
   // The file handle a new inode for the object `fd` keeps instead of `fd` (inode file handles),
-  // or nullptr when it keeps `fd`: the mode is off, or `prefer` and this object has none
-  // (logged once). `mandatory` fails instead.
+  // or nullptr when it keeps `fd`: see wants_handle, or this object has none (prefer and
+  // automatic; logged once). `mandatory` fails instead.
   static Result<std::unique_ptr<FileHandle>> handle_for(PassthroughFs& fs, int fd,
                                                         const struct statx& stx) {
-    if (!fs.use_handles_) return std::unique_ptr<FileHandle>();
+    if (!wants_handle(fs)) return std::unique_ptr<FileHandle>();
     auto handle = FileHandle::of(fd);
     Result<void> usable = handle ? fs.mount_fds_.ensure(handle->mount_id(), fd, stx.stx_mode)
                                  : Result<void>(fail(handle.error()));
@@ -537,6 +558,15 @@ class PassthroughFs::Impl {
 
   // Whether the source can be reopened from its file handle (create(), inode file handles):
   // the file system has handles and the daemon may call open_by_handle_at.
+  // Three quarters of the soft RLIMIT_NOFILE: the rest is for open files, lock owners, the
+  // transport and requests in flight.
+  static std::size_t default_inode_fd_budget() noexcept {
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+      return std::numeric_limits<std::size_t>::max();
+    return static_cast<std::size_t>(limit.rlim_cur / 4 * 3);
+  }
+
   static Result<void> probe_handles(PassthroughFs& fs) {
     const Inode& root = *fs.inodes_.get(api::root_inode);
     auto handle = FileHandle::of(root.fd());
@@ -629,13 +659,15 @@ Result<std::unique_ptr<PassthroughFs>> PassthroughFs::create(Config config) {
     auto usable = Impl::probe_handles(*fs);
     if (!usable && fs->config_.inode_file_handles == InodeFileHandles::mandatory)
       return fail(usable.error());
-    if (!usable) {
+    if (!usable && fs->config_.inode_file_handles == InodeFileHandles::prefer) {
       fs->handles_warned_.store(true);
       fmt::print(stderr, "fuse_backend: inode file handles unavailable ({}); inodes keep fds\n",
                  std::make_error_code(usable.error()).message());
     }
     fs->use_handles_ = usable.has_value();
   }
+  fs->inode_fd_budget_ = fs->config_.inode_fd_budget != 0 ? fs->config_.inode_fd_budget
+                                                          : Impl::default_inode_fd_budget();
   // Modes arrive with the caller's umask applied by the kernel; see the header.
   ::umask(0);
   return fs;

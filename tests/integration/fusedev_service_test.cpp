@@ -26,6 +26,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -62,7 +63,8 @@ using Mount = ServedMount<MemoryFs>;
 // timeout the service is stopped so the test can end, and the error is ETIMEDOUT.
 // "Promptly" in these tests: within `timeout`, far longer than a stop takes (a few ms) so that a
 // loaded machine does not fail them, far shorter than a worker left blocked would take (forever).
-fuse_backend::Result<void> join_within(Mount::Service& service, std::chrono::milliseconds timeout) {
+template <class Service>
+fuse_backend::Result<void> join_within(Service& service, std::chrono::milliseconds timeout) {
   auto joined = std::async(std::launch::async, [&service] { return service.join(); });
   if (joined.wait_for(timeout) == std::future_status::ready) return joined.get();
   service.stop();
@@ -120,6 +122,79 @@ void stop_while_idle_returns_promptly(unsigned threads, std::chrono::microsecond
   EXPECT_TRUE(is_mounted(mount.path())) << "stop() does not unmount";
   ASSERT_TRUE(mount.session().unmount());
   EXPECT_FALSE(is_mounted(mount.path()));
+}
+
+// MemoryFs whose GETATTR of one inode waits until the test opens the gate.
+class GatedFs : public MemoryFs {
+ public:
+  GatedFs() : MemoryFs(0s) {}  // nothing cached: every stat(2) is a GETATTR
+  fuse_backend::Result<api::AttrReply> getattr(const api::Context& ctx, api::InodeId inode,
+                                               std::optional<api::HandleId> handle) {
+    if (inode == gated.load()) {
+      entered.set_value();
+      opened.get_future().wait();
+    }
+    return MemoryFs::getattr(ctx, inode, handle);
+  }
+  std::atomic<api::InodeId> gated{api::InodeId{0}};
+  std::promise<void> entered, opened;
+};
+
+// Whether thread `tid` of this process sleeps waiting for a FUSE reply.
+bool waits_for_fuse_reply(pid_t tid) {
+  std::ifstream wchan("/proc/self/task/" + std::to_string(tid) + "/wchan");
+  std::string where;
+  wchan >> where;
+  return where == "request_wait_answer";
+}
+
+// drain_and_stop(): a request queued in the kernel while the only worker is busy is still
+// answered before the worker ends (a plain stop() leaves it waiting until the unmount).
+TEST(FusedevService, DrainAndStopAnswersWhatIsQueued) {
+  GatedFs fs;
+  // Before the mount: should a request stay unanswered, the mount goes first (its connection
+  // ends, failing the request) and only then do these wait for their threads; the file is
+  // closed after it too (its FLUSH would wait for the stopped service).
+  UniqueFd queued_fd;
+  std::future<int> held, queued;
+  fusedev::ServiceOptions options;
+  options.threads = 1;
+  options.busy_poll = {};
+  ServedMount<GatedFs> mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("gate"), ""));
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("queued"), ""));
+  struct stat st {};
+  ASSERT_EQ(::stat(mount.path("gate").c_str(), &st), 0);
+  fs.gated = api::InodeId{st.st_ino};
+
+  // fstat of an open file: one GETATTR (a path would add a LOOKUP, sent only once the first
+  // is answered, and a drain ends when nothing is queued).
+  queued_fd = UniqueFd(::open(mount.path("queued").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(queued_fd.valid()) << std::strerror(errno);
+  held = std::async(std::launch::async, [&mount] {
+    struct stat out {};
+    return ::stat(mount.path("gate").c_str(), &out) == 0 ? 0 : errno;
+  });
+  fs.entered.get_future().wait();  // the worker is busy with it
+  std::atomic<pid_t> queued_tid{0};
+  queued = std::async(std::launch::async, [&] {
+    queued_tid = ::gettid();
+    struct stat out {};
+    return ::fstat(queued_fd.get(), &out) == 0 ? 0 : errno;
+  });
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (queued_tid.load() == 0 || !waits_for_fuse_reply(queued_tid.load())) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the second stat never reached the kernel's queue";
+    std::this_thread::sleep_for(1ms);
+  }
+
+  mount.service().drain_and_stop(5s);
+  fs.opened.set_value();
+  EXPECT_EQ(held.get(), 0);
+  ASSERT_EQ(queued.wait_for(5s), std::future_status::ready) << "the queued request was not answered";
+  EXPECT_EQ(queued.get(), 0);
+  EXPECT_TRUE(join_within(mount.service(), 5s));
 }
 
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idle_returns_promptly(1, 50us); }

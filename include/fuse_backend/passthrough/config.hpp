@@ -43,8 +43,13 @@ enum class CachePolicy {
 // with file handles (not every one has them: EOPNOTSUPP). A handle survives renames; a request
 // for an object deleted on the host answers ESTALE.
 enum class InodeFileHandles {
-  // O_PATH fds only. The default.
+  // O_PATH fds only.
   never,
+  // O_PATH fds while the inodes fit Config::inode_fd_budget, handles (as `prefer`) for inodes
+  // added beyond it, so that a client caching more files than the fd limit allows is still
+  // served (more slowly: a system call more per use) instead of answered EMFILE. The default.
+  // Where handles are unavailable it is `never`; crossing the budget is logged once either way.
+  automatic,
   // Handles where possible: when create() finds that the source cannot be reopened from a handle
   // (no capability, no handles) every inode keeps an fd; when one object has no handle (another
   // file system, or a special file first seen on a mount) that inode keeps an fd. Logged once.
@@ -118,7 +123,10 @@ struct Config {
   bool passthrough_backing = false;
   // Host file handles instead of an O_PATH fd per inode, see InodeFileHandles. The root always
   // keeps its fd.
-  InodeFileHandles inode_file_handles = InodeFileHandles::never;
+  InodeFileHandles inode_file_handles = InodeFileHandles::automatic;
+  // `automatic`: how many inodes (root included) may keep an fd. 0: three quarters of the soft
+  // RLIMIT_NOFILE when create() runs, leaving the rest for open files and requests in flight.
+  std::size_t inode_fd_budget = 0;
 };
 
 }  // namespace fuse_backend::passthrough

@@ -44,8 +44,8 @@
 // - READDIR / READDIRPLUS: a host name longer than api::max_entry_name is skipped; one longer
 //   than NAME_MAX is listed by READDIRPLUS without attributes (node id 0).
 // - poll: host regular files and directories are always ready; answers the requested events.
-// - Inode file handles (Config::inode_file_handles): inodes other than the root keep a host file
-//   handle and no fd; each request that needs an inode's O_PATH fd reopens it with
+// - Inode file handles (Config::inode_file_handles): inodes other than the root (with
+//   `automatic`, those added beyond Config::inode_fd_budget) keep a host file handle and no fd; each request that needs an inode's O_PATH fd reopens it with
 //   open_by_handle_at (shared by concurrent requests, closed after the last one), before any
 //   credential switch. A request for an inode deleted on the host then answers ESTALE. Open
 //   files keep their own fd as always. Security is unchanged: names are still resolved with
@@ -206,6 +206,8 @@ class PassthroughFs {
   MountFds mount_fds_{proc_self_fd_.get()};  // inode file handles: one fd per host mount
   bool use_handles_ = false;                 // inode file handles in effect (create decides)
   std::atomic<bool> handles_warned_{false};  // prefer: a fallback to fds was logged
+  std::size_t inode_fd_budget_ = 0;          // automatic: inodes with an fd before handles
+  std::atomic<bool> budget_logged_{false};   // automatic: crossing the budget was logged
   InodeStore inodes_;
   HandleTable handles_;
   std::vector<gid_t> daemon_groups_;  // restored after each credential switch

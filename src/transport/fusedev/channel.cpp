@@ -234,6 +234,12 @@ Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bo
   }
 }
 
+bool Channel::stop_waiting() noexcept {
+  busy_poll_ = {};
+  auto flags = detail::syscall_result<int>([&] { return ::fcntl(fd_, F_GETFL); });
+  return flags && detail::syscall_void([&] { return ::fcntl(fd_, F_SETFL, *flags | O_NONBLOCK); });
+}
+
 bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>& idle_since) const noexcept {
   if (busy_poll_.count() <= 0) return false;
   const auto now = std::chrono::steady_clock::now();

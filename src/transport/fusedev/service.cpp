@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -286,6 +287,19 @@ void ServiceCore::stop() noexcept {
   if (stop_fd_) signal_event(stop_fd_.get());
   wake_workers();
   errno = saved_errno;
+}
+
+void ServiceCore::drain_and_stop(std::chrono::milliseconds limit) noexcept {
+  // clock_gettime is async-signal-safe; the deadline is published before stop() wakes anyone.
+  const auto until = std::chrono::steady_clock::now() + limit;
+  drain_until_.store(std::max<std::int64_t>(1, until.time_since_epoch().count()));
+  stop();
+}
+
+std::optional<std::chrono::steady_clock::time_point> ServiceCore::drain_deadline() const noexcept {
+  const std::int64_t until = drain_until_.load();
+  if (until == 0) return std::nullopt;
+  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(until));
 }
 
 Result<void> ServiceCore::join() noexcept {

@@ -1,6 +1,7 @@
-// PassthroughFs with Config::inode_file_handles = prefer and mandatory (as root, on /tmp): inodes
-// hold file handles and no fds, are reopened for each use, survive renames, answer ESTALE once
-// deleted; every op keeps working. `never` is the control that shows the fd count can fail.
+// PassthroughFs with Config::inode_file_handles = prefer, mandatory and automatic beyond its fd
+// budget (as root, on /tmp): inodes hold file handles and no fds, are reopened for each use,
+// survive renames, answer ESTALE once deleted; every op keeps working. `never` is the control
+// that shows the fd count can fail; automatic within its budget keeps fds.
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <dirent.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@ class PassthroughFileHandlesTest : public PassthroughTest,
   PassthroughFs& make_with_handles() {
     Config config;
     config.inode_file_handles = GetParam();
+    config.inode_fd_budget = 1;  // automatic: the root alone fills it
     return make(config);
   }
   std::string read_all(PassthroughFs& fs, api::InodeId inode) {
@@ -67,13 +69,38 @@ TEST(PassthroughFileHandlesControl, NeverKeepsOneFdPerInode) {
   const fs::path source = pattern;
   for (int i = 0; i < 16; ++i) write_file(source / std::to_string(i), "x");
   {
-    auto fs = PassthroughFs::create({.source = source.string()});
+    auto fs = PassthroughFs::create({.source = source.string(), .inode_file_handles = InodeFileHandles::never});
     ASSERT_TRUE(fs);
     const std::size_t before = open_fd_count();
     for (int i = 0; i < 16; ++i) ASSERT_TRUE((*fs)->lookup({}, root_inode, std::to_string(i)));
     EXPECT_EQ(open_fd_count(), before + 16);
   }
   fs::remove_all(source);
+}
+
+// automatic: the first inodes up to the budget (root included) keep fds, later ones handles,
+// and both kinds serve.
+TEST_F(PassthroughTest, AutomaticInodeHandlesKeepFdsWithinTheBudgetOnly) {
+  constexpr int files = 20;
+  constexpr std::size_t budget = 6;
+  for (int i = 0; i < files; ++i) write_file(source_ / std::to_string(i), std::to_string(i));
+  Config config;
+  config.inode_file_handles = InodeFileHandles::automatic;
+  config.inode_fd_budget = budget;
+  auto& fs = make(config);
+  const std::size_t before = open_fd_count();
+  std::vector<api::InodeId> ids;
+  for (int i = 0; i < files; ++i) ids.push_back(lookup(root_inode, std::to_string(i)));
+  EXPECT_EQ(open_fd_count(), before + budget - 1);
+  for (int i = 0; i < files; ++i) {
+    auto opened = fs.open(ctx_, ids[i], O_RDONLY, 0);
+    ASSERT_TRUE(opened) << i << ": " << std::make_error_code(opened.error()).message();
+    MemoryWriter out(64);
+    ASSERT_TRUE(fs.read(ctx_, ids[i], opened->handle, out, 64, 0, 0));
+    EXPECT_EQ(out.data(), std::to_string(i));
+    ASSERT_TRUE(fs.release(ctx_, ids[i], opened->handle, O_RDONLY, 0, 0));
+  }
+  EXPECT_EQ(open_fd_count(), before + budget - 1);
 }
 
 TEST_P(PassthroughFileHandlesTest, HardLinksAreOneInode) {
@@ -182,12 +209,18 @@ TEST_P(PassthroughFileHandlesTest, OpsWorkOnHandleInodes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PassthroughFileHandlesTest,
-                         ::testing::Values(InodeFileHandles::prefer, InodeFileHandles::mandatory),
+                         ::testing::Values(InodeFileHandles::prefer, InodeFileHandles::mandatory,
+                                           InodeFileHandles::automatic),
                          [](const auto& param_info) {
-                           return param_info.param == InodeFileHandles::prefer ? "Prefer" : "Mandatory";
+                           switch (param_info.param) {
+                             case InodeFileHandles::prefer: return "Prefer";
+                             case InodeFileHandles::mandatory: return "Mandatory";
+                             default: return "AutomaticBeyondItsBudget";
+                           }
                          });
 
-// /proc has no file handles: mandatory refuses it at create(), prefer serves it with fds.
+// /proc has no file handles: mandatory refuses it at create(), prefer and automatic (even
+// beyond its budget) serve it with fds.
 TEST(PassthroughFileHandlesSource, WithoutHandlesMandatoryFailsAndPreferFallsBack) {
   Config mandatory{.source = "/proc/self"};
   mandatory.inode_file_handles = InodeFileHandles::mandatory;
@@ -195,13 +228,14 @@ TEST(PassthroughFileHandlesSource, WithoutHandlesMandatoryFailsAndPreferFallsBac
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), std::errc::operation_not_supported);
 
-  Config prefer{.source = "/proc/self"};
-  prefer.inode_file_handles = InodeFileHandles::prefer;
-  auto served = PassthroughFs::create(prefer);
-  ASSERT_TRUE(served) << std::make_error_code(served.error()).message();
-  auto entry = (*served)->lookup({}, root_inode, "status");
-  ASSERT_TRUE(entry);
-  EXPECT_TRUE((*served)->getattr({}, entry->inode, std::nullopt));
+  for (const auto mode : {InodeFileHandles::prefer, InodeFileHandles::automatic}) {
+    Config config{.source = "/proc/self", .inode_file_handles = mode, .inode_fd_budget = 1};
+    auto served = PassthroughFs::create(config);
+    ASSERT_TRUE(served) << std::make_error_code(served.error()).message();
+    auto entry = (*served)->lookup({}, root_inode, "status");
+    ASSERT_TRUE(entry);
+    EXPECT_TRUE((*served)->getattr({}, entry->inode, std::nullopt));
+  }
 }
 
 }  // namespace

@@ -220,6 +220,10 @@ class Channel final : public ReplySink {
   // and afterwards sleeps in poll(2) until the fd is readable (or a signal interrupts it). The
   // Reader is valid until the next receive().
   Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
+  // From now on receive() never waits: it returns a request already queued, or EAGAIN (the fd
+  // becomes non-blocking, busy polling ends). For draining at a stop. False when the fd cannot
+  // be made non-blocking.
+  bool stop_waiting() noexcept;
   // A fresh writer over the reply buffer, valid until the next writer().
   Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_)); }
   // One writev of `header` and `payload`: the kernel takes one write as one whole message.

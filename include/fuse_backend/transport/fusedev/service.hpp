@@ -53,6 +53,12 @@
 //   - the filesystem is unmounted from outside (the device answers ENODEV), or
 //   - the kernel sent DESTROY,
 // and join() then reports success; it reports an error only for a failure of the channel itself.
+// drain_and_stop() is the graceful stop(): each /dev/fuse worker first answers what the kernel
+// has already queued (and what those answers release: the kernel holds back background WRITEs
+// beyond max_background until earlier ones are answered) until nothing is left or its time is
+// up. After Session::sync() that is every WRITE of the data the kernel held dirty, which a
+// plain stop() would leave unanswered (sync on FUSE does not wait for them). io_uring queues
+// stop at once either way.
 // The filesystem stays mounted after stop(): unmount it with Session::unmount().
 //
 // Lifetime: the Session and the filesystem must outlive the Service; ~Service stops and joins.
@@ -169,6 +175,11 @@ class ServiceCore {
   std::uint64_t spliced_requests() noexcept;
   // Async-signal-safe.
   void stop() noexcept;
+  // stop() after which the /dev/fuse workers drain their queue for at most `limit`.
+  // Async-signal-safe.
+  void drain_and_stop(std::chrono::milliseconds limit) noexcept;
+  // When draining workers give up; nullopt after a plain stop().
+  std::optional<std::chrono::steady_clock::time_point> drain_deadline() const noexcept;
   // Waits for every worker; after stop() keeps waking those that have not ended.
   Result<void> join() noexcept;
   // Records the first error that ends a worker, and stops the others.
@@ -212,6 +223,8 @@ class ServiceCore {
   // Readable once open_ring() decided: the queue threads sleep on it.
   detail::UniqueFd ring_fd_;
   std::atomic<bool> stopping_{false};
+  // drain_and_stop()'s deadline in steady_clock nanoseconds; 0 for none.
+  std::atomic<std::int64_t> drain_until_{0};
   // Hooks::interrupt_all and its argument, for stop() (set once by start()).
   std::atomic<void (*)(void*)> interrupt_all_{nullptr};
   void* interrupt_context_ = nullptr;
@@ -253,6 +266,9 @@ class Service {
   }
   // Asks every worker to return after its current request. Async-signal-safe.
   void stop() noexcept { core_.stop(); }
+  // Asks every /dev/fuse worker to answer the requests already queued first, for at most
+  // `limit` (see above). Async-signal-safe.
+  void drain_and_stop(std::chrono::milliseconds limit) noexcept { core_.drain_and_stop(limit); }
   // Waits for every worker; success after stop(), an unmount or DESTROY.
   Result<void> join() noexcept { return core_.join(); }
   // start() + join().
@@ -308,20 +324,36 @@ class Service {
     for (;;) {
       auto reader = channel.receive(&backing_, &stopping);
       if (!reader) {
-        if (reader.error() == std::errc::operation_canceled) return;  // stop()
+        if (reader.error() == std::errc::operation_canceled) return drain(channel);  // stop()
         if (reader.error() == std::errc::no_such_device) return stop();  // unmounted: a clean end
         return core_.record_error(reader.error());
       }
-      Writer writer = channel.writer();
-      auto handled = server_.handle(*reader, writer);
-      if (core_.ring_pending() && server_.initialized()) {
-        core_.open_ring((server_.negotiated_flags() & abi::init_flags::over_io_uring) != 0);
-      }
-      // A reply that cannot be sent: ENODEV = unmounted meanwhile; ENOENT = the kernel dropped
-      // the (interrupted) request; anything else concerns that one request only.
-      if (!handled && handled.error() == std::errc::no_such_device) return stop();
-      if (server_.destroyed()) return stop();
+      if (!answer(channel, *reader)) return stop();
     }
+  }
+
+  // After drain_and_stop(): answers what is queued until nothing is (EAGAIN), the device is
+  // gone, or the deadline passes.
+  void drain(Channel& channel) noexcept {
+    const auto deadline = core_.drain_deadline();
+    if (!deadline || !channel.stop_waiting()) return;
+    while (std::chrono::steady_clock::now() < *deadline) {
+      auto reader = channel.receive(&backing_);
+      if (!reader || !answer(channel, *reader)) return;
+    }
+  }
+
+  // Handles one request; false when serving must end (unmounted, or DESTROY).
+  bool answer(Channel& channel, Reader& reader) noexcept {
+    Writer writer = channel.writer();
+    auto handled = server_.handle(reader, writer);
+    if (core_.ring_pending() && server_.initialized()) {
+      core_.open_ring((server_.negotiated_flags() & abi::init_flags::over_io_uring) != 0);
+    }
+    // A reply that cannot be sent: ENODEV = unmounted meanwhile; ENOENT = the kernel dropped
+    // the (interrupted) request; anything else concerns that one request only.
+    if (!handled && handled.error() == std::errc::no_such_device) return false;
+    return !server_.destroyed();
   }
 
   Server server_;

@@ -62,12 +62,13 @@ class Session {
   // True when the mount went through fusermount3 (so does the unmount).
   bool via_fusermount() const noexcept { return via_fusermount_; }
 
-  // Has the kernel write back what it holds dirty for this mount (syncfs(2) on its root) and
-  // waits until it has. The writeback cache and shared writable mappings keep written data in
-  // the kernel; it reaches the filesystem only as WRITE requests, and whatever is still dirty
-  // when the connection ends is lost. A daemon stopping on a signal calls this first, while its
-  // Service still serves (from another thread: it costs an OPENDIR, the WRITEs and a
-  // RELEASEDIR). A no-op once the mount is gone.
+  // Has the kernel write back what it holds dirty for this mount (syncfs(2) on its root). The
+  // writeback cache and shared writable mappings keep written data in the kernel; it reaches
+  // the filesystem only as WRITE requests, and whatever is still dirty when the connection ends
+  // is lost. syncfs returns once those WRITEs are queued, not answered (Linux does not wait
+  // for FUSE writeback in sync), so a daemon stopping on a signal calls this while its Service
+  // still serves (from another thread: it costs an OPENDIR, a STATFS and a RELEASEDIR) and then
+  // Service::drain_and_stop(), which answers them. A no-op once the mount is gone.
   Result<void> sync() const noexcept;
 
   // Unmounts (umount2, MNT_DETACH when `lazy`; `fusermount3 -u [-z]` when unprivileged).
