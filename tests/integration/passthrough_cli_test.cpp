@@ -30,28 +30,23 @@
 #include <support/program.hpp>
 #include <support/temp_dir.hpp>
 
+#include "passthrough_daemon_fixture.hpp"
+
 namespace {
 
-using fuse_backend::testing::ChildGuard;
 using fuse_backend::testing::exited_with;
 using fuse_backend::testing::list_dir;
 using fuse_backend::testing::read_file;
 using fuse_backend::testing::write_file;
 using fuse_backend::testing::ProgramRun;
 using fuse_backend::testing::run_program;
-using fuse_backend::testing::spawn_program;
 using fuse_backend::testing::is_mounted;
 using fuse_backend::testing::MountGuard;
+using fuse_backend::testing::passthrough_binary;
+using fuse_backend::testing::PassthroughDaemonFixture;
 using fuse_backend::testing::TempDir;
-using fuse_backend::testing::wait_for_mount;
 
-const std::string binary = FUSE_BACKEND_EXAMPLES_DIR "/passthrough";
-
-pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
-  return spawn_program(binary, args, out, err);
-}
-
-ProgramRun run(const std::vector<std::string>& args) { return run_program(binary, args); }
+ProgramRun run(const std::vector<std::string>& args) { return run_program(passthrough_binary, args); }
 
 // --- bad input: one line on stderr, exit 1 --------------------------------------------------
 
@@ -198,23 +193,8 @@ TEST(PassthroughCli, HelpAndVersionPrintToStdoutAndExitZero) {
 
 // --- good runs ------------------------------------------------------------------------------
 
-class PassthroughCliServe : public ::testing::Test {
+class PassthroughCliServe : public PassthroughDaemonFixture<> {
  protected:
-  // Starts the daemon on source_ -> mnt_ with `extra` options and waits for the mount.
-  void start(std::vector<std::string> extra = {}) {
-    extra.push_back(source_.str());
-    extra.push_back(mnt_.str());
-    child_.emplace(spawn(extra, logs_.str() + "/out", logs_.str() + "/err"));
-    ASSERT_GT(child_->pid(), 0);
-    ASSERT_TRUE(wait_for_mount(mnt_.str(), true)) << "not mounted; stderr: " << stderr_text();
-  }
-  // Waits for the daemon to end; its wait status, or -1 after 10 s.
-  int wait_exit() {
-    const auto status = child_->wait_for(10'000);
-    return status ? *status : -1;
-  }
-  std::string stderr_text() const { return read_file(logs_.str() + "/err"); }
-
   // A round trip through the mount in both directions, and a listing.
   void exercise() {
     ASSERT_NO_FATAL_FAILURE(write_file(source_.str() + "/from_source.txt", "written on the host\n"));
@@ -231,18 +211,6 @@ class PassthroughCliServe : public ::testing::Test {
     EXPECT_EQ(list_dir(mnt_.str()),
               (std::vector<std::string>{"from_mount.txt", "from_source.txt", "subdir"}));
   }
-
-  void expect_clean_exit() {
-    const int status = wait_exit();
-    EXPECT_TRUE(exited_with(status, 0)) << "wait status " << status << "; stderr: " << stderr_text();
-    EXPECT_FALSE(is_mounted(mnt_.str())) << "still mounted after the daemon exited";
-  }
-
-  TempDir logs_{"fuse_backend_cli_logs"};
-  TempDir source_{"fuse_backend_cli_src"};
-  TempDir mnt_{"fuse_backend_cli_mnt"};
-  MountGuard mount_guard_{mnt_.str()};  // after mnt_: unmounts before the directory goes
-  std::optional<ChildGuard> child_;     // last: killed first, before the unmount
 };
 
 TEST_F(PassthroughCliServe, ServesTheSourceUntilSigterm) {

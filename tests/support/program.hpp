@@ -27,8 +27,10 @@ extern char** environ;
 
 namespace fuse_backend::testing {
 
-// Starts `binary` with `args`; stdout / stderr go to the files named (inherited when empty).
-// Returns the pid, or -1 (with a test failure) when it cannot start.
+// Starts `binary` with `args`; stdout / stderr go to the files named (inherited when empty),
+// stdin is /dev/null (a tool that would ask a terminal, e.g. mv before replacing a read-only
+// file, never waits for an answer). Returns the pid, or -1 (with a test failure) when it
+// cannot start.
 inline pid_t spawn_program(const std::string& binary, const std::vector<std::string>& args,
                            const std::string& out_path = {}, const std::string& err_path = {}) {
   std::vector<char*> argv{const_cast<char*>(binary.c_str())};
@@ -37,6 +39,7 @@ inline pid_t spawn_program(const std::string& binary, const std::vector<std::str
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   constexpr int flags = O_WRONLY | O_CREAT | O_TRUNC;
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   if (!out_path.empty()) posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), flags, 0644);
   if (!err_path.empty()) posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), flags, 0644);
   pid_t pid = -1;
