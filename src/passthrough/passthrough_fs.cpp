@@ -390,17 +390,23 @@ class PassthroughFs::Impl {
   }
 
   // Wraps an opened fd as a handle with the cache policy's FOPEN flags (or passthrough).
-  // `created`: the attributes of a file this open just created.
+  // `kernel_flags`: the open's flags as the kernel sent them. `created`: the attributes of a
+  // file this open just created.
   static Result<api::OpenReply> make_handle(PassthroughFs& fs, const api::Context& ctx,
                                             std::shared_ptr<Inode> inode, UniqueFd fd,
-                                            int host_flags,
+                                            int host_flags, std::uint32_t kernel_flags,
                                             const struct stat* created = nullptr) {
     const bool directory = inode->is_directory();
     auto file = std::make_shared<OpenFile>(std::move(inode), std::move(fd), host_flags);
     api::OpenReply reply;
     reply.open_flags = cache_open_flags(fs.config_.cache_policy, directory);
     if (directory) file->dir.emplace(file->fd());
-    file->uses_backing = attach_backing(fs, ctx, file->inode(), file->fd(), reply);
+    // No backing file for an O_DIRECT open: the kernel opens it with the open's flags and
+    // ignores a later fcntl(F_SETFL) that clears O_DIRECT (Linux 6.18), so the unaligned write
+    // that follows one (GNU dd's short last block) would fail with EINVAL on the host. Through
+    // the daemon O_DIRECT still bypasses the client's page cache, at any size.
+    if ((kernel_flags & O_DIRECT) == 0)
+      file->uses_backing = attach_backing(fs, ctx, file->inode(), file->fd(), reply);
     if (fs.config_.cache_policy == CachePolicy::automatic && file->inode().is_regular() &&
         !file->uses_backing) {
       PageCacheVersion& cache = file->inode().page_cache;
@@ -417,12 +423,14 @@ class PassthroughFs::Impl {
   // returned if the handle cannot be made) and its handle. The new inode is not pinned: the
   // file is open already, so its O_PATH fd is not needed.
   static Result<api::CreateReply> created_reply(PassthroughFs& fs, const api::Context& ctx,
-                                                const Inode& parent, UniqueFd fd, int host_flags) {
+                                                const Inode& parent, UniqueFd fd, int host_flags,
+                                                std::uint32_t kernel_flags) {
     auto entry = entry_for_open_fd(fs, parent, fd.get());
     if (!entry) return fail(entry.error());
     auto inode = fs.inodes_.get(entry->inode);
     if (!inode) return fail(static_cast<std::errc>(ESTALE));
-    auto opened = make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags, &entry->attr);
+    auto opened = make_handle(fs, ctx, std::move(inode), std::move(fd), host_flags, kernel_flags,
+                              &entry->attr);
     if (!opened) {
       fs.inodes_.forget(entry->inode, 1);
       return fail(opened.error());
@@ -463,7 +471,7 @@ class PassthroughFs::Impl {
     if (fs.config_.seal_size && (flags & O_TRUNC) != 0) {
       if (auto rc = check_seal(fs, fd.get(), 0, true); !rc) return fail(rc.error());
     }
-    return make_handle(fs, ctx, inode.shared(), std::move(fd), host_flags);
+    return make_handle(fs, ctx, inode.shared(), std::move(fd), host_flags, flags);
   }
 
   // An fd to do I/O on: the handle's, or in no_open / no_opendir mode (handle 0 once the
@@ -1024,7 +1032,7 @@ Result<api::CreateReply> PassthroughFs::create(const api::Context& ctx, InodeId 
     }
     return api::CreateReply{*entry, *opened};
   }
-  return Impl::created_reply(*this, ctx, **parent, UniqueFd(*created), host_flags);
+  return Impl::created_reply(*this, ctx, **parent, UniqueFd(*created), host_flags, flags);
 }
 
 Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId parent_id,
@@ -1043,7 +1051,7 @@ Result<api::CreateReply> PassthroughFs::tmpfile(const api::Context& ctx, InodeId
     });
   }
   if (!created) return fail(created.error());
-  return Impl::created_reply(*this, ctx, **parent, UniqueFd(*created), host_flags);
+  return Impl::created_reply(*this, ctx, **parent, UniqueFd(*created), host_flags, flags);
 }
 
 Result<std::size_t> PassthroughFs::read(const api::Context& ctx, InodeId inode,
@@ -1332,7 +1340,7 @@ Result<api::OpenReply> PassthroughFs::opendir(const api::Context& ctx, InodeId i
     if (!opened) return fail(opened.error());
     fd = std::move(*opened);
   }
-  return Impl::make_handle(*this, ctx, inode->shared(), std::move(fd), flags);
+  return Impl::make_handle(*this, ctx, inode->shared(), std::move(fd), flags, flags);
 }
 
 namespace {

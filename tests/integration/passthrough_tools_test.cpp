@@ -7,7 +7,7 @@
 // directories, a fifo, deep directories, spaces, unicode, control characters and 255-byte
 // names, setuid / setgid / sticky modes, other owners and old timestamps. Programs are started
 // with posix_spawn and argument vectors, never a shell line; a missing program fails the test.
-// One known bug is kept as a disabled test at the end. Needs root, /dev/fuse, coreutils, tar,
+// Needs root, /dev/fuse, coreutils, tar,
 // findutils and diffutils.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
@@ -657,38 +657,15 @@ INSTANTIATE_TEST_SUITE_P(Modes, PassthroughTools,
                          mode_name);
 
 // GNU dd with oflag=direct writes a last block shorter than bs after clearing O_DIRECT with
-// fcntl(F_SETFL) (an unaligned O_DIRECT write would fail).
-class PassthroughToolsDirectIo : public PassthroughTools {
- protected:
-  void dd_direct_with_a_short_last_block() {
-    ASSERT_NO_FATAL_FAILURE(serve());
-    ASSERT_NO_FATAL_FAILURE(write_file(work("odd"), pattern(3'000'000, 6)));
-    ok("dd", {"if=" + work("odd"), "of=" + mnt("odd"), "bs=1M", "oflag=direct", "status=none"});
-    expect_same_bytes(work("odd"), host("odd"));
-    stop_quietly();
-  }
-};
-
-TEST_P(PassthroughToolsDirectIo, DdDirectWithAShortLastBlock) {
-  dd_direct_with_a_short_last_block();
+// fcntl(F_SETFL) (an unaligned O_DIRECT write would fail). With --passthrough-backing that is
+// why O_DIRECT opens get no backing file: the kernel's backing file keeps the flags of open
+// time (Linux 6.18), so this write failed with EINVAL on the host.
+TEST_P(PassthroughTools, DdDirectWithAShortLastBlock) {
+  ASSERT_NO_FATAL_FAILURE(serve());
+  ASSERT_NO_FATAL_FAILURE(write_file(work("odd"), pattern(3'000'000, 6)));
+  ok("dd", {"if=" + work("odd"), "of=" + mnt("odd"), "bs=1M", "oflag=direct", "status=none"});
+  expect_same_bytes(work("odd"), host("odd"));
+  stop_quietly();
 }
-
-INSTANTIATE_TEST_SUITE_P(Modes, PassthroughToolsDirectIo,
-                         ::testing::Values(default_mode, writeback_mode, cache_never_mode,
-                                           io_uring_mode),
-                         mode_name);
-
-// KNOWN BUG, disabled (run with --gtest_also_run_disabled_tests to see it fail): with
-// --passthrough-backing, dd's last write fails with EINVAL. The kernel opens the backing file
-// with the FUSE file's flags of open time and F_SETFL never reaches it (Linux 6.18), so the
-// write is still O_DIRECT on the host.
-class PassthroughToolsKnownBugs : public PassthroughToolsDirectIo {};
-
-TEST_P(PassthroughToolsKnownBugs, DISABLED_DdDirectWithAShortLastBlock) {
-  dd_direct_with_a_short_last_block();
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes, PassthroughToolsKnownBugs, ::testing::Values(backing_mode),
-                         mode_name);
 
 }  // namespace
