@@ -564,8 +564,6 @@ class PassthroughFs::Impl {
     return lookup_name(fs, parent, parent.fd(), name.c_str());
   }
 
-  // Whether the source can be reopened from its file handle (create(), inode file handles):
-  // the file system has handles and the daemon may call open_by_handle_at.
   // Three quarters of the soft RLIMIT_NOFILE: the rest is for open files, lock owners, the
   // transport and requests in flight.
   static std::size_t default_inode_fd_budget() noexcept {
@@ -575,6 +573,8 @@ class PassthroughFs::Impl {
     return static_cast<std::size_t>(limit.rlim_cur / 4 * 3);
   }
 
+  // Whether the source can be reopened from its file handle (create(), inode file handles):
+  // the file system has handles and the daemon may call open_by_handle_at.
   static Result<void> probe_handles(PassthroughFs& fs) {
     const Inode& root = *fs.inodes_.get(api::root_inode);
     auto handle = FileHandle::of(root.fd());

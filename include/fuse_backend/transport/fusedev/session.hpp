@@ -65,8 +65,9 @@ class Session {
   // Has the kernel write back what it holds dirty for this mount (syncfs(2) on its root). The
   // writeback cache and shared writable mappings keep written data in the kernel; it reaches
   // the filesystem only as WRITE requests, and whatever is still dirty when the connection ends
-  // is lost. syncfs returns once those WRITEs are queued, not answered (Linux does not wait
-  // for FUSE writeback in sync), so a daemon stopping on a signal calls this while its Service
+  // is lost. syncfs may return once those WRITEs are queued, not answered (Linux 6.18 does not
+  // wait for the writeback cache's, and here lost mmap stores under load too), so a daemon
+  // stopping on a signal calls this while its Service
   // still serves (from another thread: it costs an OPENDIR, a STATFS and a RELEASEDIR) and then
   // Service::drain_and_stop(), which answers them. A no-op once the mount is gone.
   Result<void> sync() const noexcept;
