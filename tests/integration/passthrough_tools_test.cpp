@@ -158,6 +158,16 @@ std::string pattern(std::size_t size, std::uint64_t seed) {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// Host paths `a` and `b` are the two links of one file.
+void expect_two_links_of_one_file(const std::string& a, const std::string& b) {
+  struct stat first {};
+  struct stat second {};
+  ASSERT_EQ(::stat(a.c_str(), &first), 0) << a << ": " << errno_text();
+  ASSERT_EQ(::stat(b.c_str(), &second), 0) << b << ": " << errno_text();
+  EXPECT_EQ(first.st_ino, second.st_ino) << a << " and " << b;
+  EXPECT_EQ(first.st_nlink, 2u) << a;
+}
+
 // 255 bytes of mostly two-byte characters.
 std::string long_unicode_name() {
   std::string name;
@@ -516,21 +526,12 @@ TEST_P(PassthroughTools, EverydayCommandsLandOnTheHost) {
   EXPECT_EQ(read_file(host("dest/inner/a/b/c/d/e/f/leaf")), "deep\n");
   EXPECT_EQ(read_file(host("name with spaces")), "hello\n");
   EXPECT_FALSE(fs::exists(host("small")));
-  struct stat leaf {};
-  struct stat leaf_link {};
-  ASSERT_EQ(::stat(host("dest/inner/a/b/c/d/e/f/leaf").c_str(), &leaf), 0) << errno_text();
-  ASSERT_EQ(::stat(host("dest/inner/a/leaf_link").c_str(), &leaf_link), 0) << errno_text();
-  EXPECT_EQ(leaf.st_ino, leaf_link.st_ino);
-  EXPECT_EQ(leaf.st_nlink, 2u);
+  ASSERT_NO_FATAL_FAILURE(
+      expect_two_links_of_one_file(host("dest/inner/a/b/c/d/e/f/leaf"), host("dest/inner/a/leaf_link")));
 
   ok("ln", {mnt("dest/big_a"), mnt("big_a_link")});
   ok("ln", {"-s", "../dest/big_a", mnt("shared/to_big_a")});
-  struct stat moved {};
-  struct stat linked {};
-  ASSERT_EQ(::stat(host("dest/big_a").c_str(), &moved), 0) << errno_text();
-  ASSERT_EQ(::stat(host("big_a_link").c_str(), &linked), 0) << errno_text();
-  EXPECT_EQ(moved.st_ino, linked.st_ino);
-  EXPECT_EQ(moved.st_nlink, 2u);
+  ASSERT_NO_FATAL_FAILURE(expect_two_links_of_one_file(host("dest/big_a"), host("big_a_link")));
   EXPECT_EQ(fs::read_symlink(host("shared/to_big_a")), "../dest/big_a");
   EXPECT_TRUE(read_file(mnt("shared/to_big_a")) == big_a)
       << "the new symlink does not lead to big_a";

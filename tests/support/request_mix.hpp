@@ -50,30 +50,33 @@ inline std::vector<std::byte> opendir(std::uint64_t node) {
 inline std::vector<std::byte> release(std::uint64_t node, std::uint64_t fh) {
   return MessageBuilder(opcode::release, node).add(abi::release_in{fh, 0, 0, 0}).build();
 }
-inline std::vector<std::byte> read(std::uint64_t node, std::uint64_t fh, std::uint32_t size,
-                                   std::uint64_t offset = 0) {
-  abi::read_in in{};
+// The handle / offset / size a READ, WRITE or READDIR carries (read_in or write_in).
+template <class In>
+In io_in(std::uint64_t fh, std::uint32_t size, std::uint64_t offset) {
+  In in{};
   in.fh = fh;
   in.offset = offset;
   in.size = size;
-  return MessageBuilder(opcode::read, node).add(in).build();
+  return in;
+}
+inline std::vector<std::byte> read(std::uint64_t node, std::uint64_t fh, std::uint32_t size,
+                                   std::uint64_t offset = 0) {
+  return MessageBuilder(opcode::read, node).add(io_in<abi::read_in>(fh, size, offset)).build();
 }
 // A WRITE of `size` bytes of 7.
 inline std::vector<std::byte> write(std::uint64_t node, std::uint64_t fh, std::uint32_t size,
                                     std::uint64_t offset = 0) {
-  abi::write_in in{};
-  in.fh = fh;
-  in.offset = offset;
-  in.size = size;
-  return MessageBuilder(opcode::write, node).add(in).bytes(size, std::byte{7}).build();
+  return MessageBuilder(opcode::write, node)
+      .add(io_in<abi::write_in>(fh, size, offset))
+      .bytes(size, std::byte{7})
+      .build();
 }
 // READDIR, or READDIRPLUS with `plus`, of up to `size` bytes from the start.
 inline std::vector<std::byte> readdir(std::uint64_t node, std::uint64_t fh, std::uint32_t size,
                                       bool plus = false) {
-  abi::read_in in{};
-  in.fh = fh;
-  in.size = size;
-  return MessageBuilder(plus ? opcode::readdirplus : opcode::readdir, node).add(in).build();
+  return MessageBuilder(plus ? opcode::readdirplus : opcode::readdir, node)
+      .add(io_in<abi::read_in>(fh, size, 0))
+      .build();
 }
 // SETATTR of both times to now, through the handle, as touch(1) makes the kernel send.
 inline std::vector<std::byte> touch(std::uint64_t node, std::uint64_t fh) {
