@@ -42,13 +42,13 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <vector>
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/backing.hpp>
 #include <fuse_backend/api/notifier.hpp>
 #include <fuse_backend/api/transport.hpp>
 #include <fuse_backend/api/zero_copy.hpp>
+#include <fuse_backend/detail/page_aligned_buffer.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/result.hpp>
 
@@ -225,7 +225,7 @@ class Channel final : public ReplySink {
   // be made non-blocking.
   bool stop_waiting() noexcept;
   // A fresh writer over the reply buffer, valid until the next writer().
-  Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_)); }
+  Writer writer() noexcept { return Writer(*this, reply_.span()); }
   // One writev of `header` and `payload`: the kernel takes one write as one whole message.
   Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept override;
 
@@ -252,8 +252,8 @@ class Channel final : public ReplySink {
   detail::UniqueFd owned_;
   int fd_;
   std::chrono::microseconds busy_poll_;
-  std::vector<std::byte> request_;
-  std::vector<std::byte> reply_;
+  detail::PageAlignedBuffer request_;
+  detail::PageAlignedBuffer reply_;
   detail::UniqueFd pipe_read_, pipe_write_;
   PipedPayload piped_;
   bool after_large_write_ = false;  // the last request taken was a WRITE worth splicing
