@@ -517,6 +517,26 @@ class PassthroughFs::Impl {
     return io;
   }
 
+  // Where a host write lands follows the host fd's O_APPEND (pwrite on an O_APPEND fd appends
+  // whatever its offset). The kernel sends a file's current flags with every WRITE, so a
+  // fcntl(F_SETFL) on the mount that set or cleared O_APPEND since the open reaches the host fd
+  // here, before the write (as the crate does). Not under the writeback cache (the kernel
+  // appends itself and sends the final offsets) nor seal_size (the host never appends). Writes
+  // racing with the caller's own fcntl may land in either mode, as they could natively.
+  static Result<void> follow_append(const PassthroughFs& fs, const IoFile& io,
+                                    std::uint32_t kernel_flags) noexcept {
+    const bool wanted = (kernel_flags & O_APPEND) != 0 && !fs.writeback_.load(std::memory_order_relaxed) &&
+                        !fs.config_.seal_size;
+    const bool appends = io.file && io.file->host_appends.load(std::memory_order_relaxed);
+    if (wanted == appends) return {};
+    auto flags = syscall_result<int>([&] { return ::fcntl(io.fd(), F_GETFL); });
+    if (!flags) return fail(flags.error());
+    const int changed = wanted ? *flags | O_APPEND : *flags & ~O_APPEND;
+    if (auto rc = syscall_void([&] { return ::fcntl(io.fd(), F_SETFL, changed); }); !rc) return rc;
+    if (io.file) io.file->host_appends.store(wanted, std::memory_order_relaxed);
+    return {};
+  }
+
   // seal_size: nothing may move a file's end, neither past `end` nor (`shrink`) below it.
   static Result<void> check_seal(const PassthroughFs& fs, int fd, std::uint64_t end,
                                  bool shrink = false) noexcept {
@@ -1078,10 +1098,11 @@ Result<std::size_t> PassthroughFs::read(const api::Context& ctx, InodeId inode,
 Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
                                          api::HandleId handle, api::ZeroCopyReader& in,
                                          std::uint32_t size, std::uint64_t offset,
-                                         std::uint32_t write_flags) {
+                                         std::uint32_t write_flags, std::uint32_t flags) {
   auto io = Impl::io_file(*this, ctx, inode, handle, O_WRONLY);
   if (!io) return fail(io.error());
   if (auto rc = Impl::check_seal(*this, io->fd(), offset + size); !rc) return fail(rc.error());
+  if (auto rc = Impl::follow_append(*this, *io, flags); !rc) return fail(rc.error());
   std::optional<ScopedNoFsetid> no_fsetid;
   if ((write_flags & abi::write_flags::kill_suidgid) != 0 &&
       killpriv_v2_.load(std::memory_order_relaxed)) {

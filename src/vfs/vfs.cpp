@@ -504,9 +504,9 @@ Result<std::size_t> Vfs::read(const api::Context& ctx, InodeId inode, api::Handl
 
 Result<std::size_t> Vfs::write(const api::Context& ctx, InodeId inode, api::HandleId handle,
                                api::ZeroCopyReader& in, std::uint32_t size, std::uint64_t offset,
-                               std::uint32_t write_flags) {
+                               std::uint32_t write_flags, std::uint32_t flags) {
   return on_backend(inode, is_a_directory, [&](Backend& b, InodeId ino) {
-    return b.fs.write(ctx, ino, handle, in, size, offset, write_flags);
+    return b.fs.write(ctx, ino, handle, in, size, offset, write_flags, flags);
   });
 }
 

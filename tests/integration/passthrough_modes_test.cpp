@@ -30,6 +30,28 @@ class PassthroughModes : public PassthroughMount {
     config.entry_timeout = config.attr_timeout = std::chrono::seconds(60);
     return config;
   }
+  // fcntl(F_SETFL) on the mount sets and clears O_APPEND as on a native file: the kernel
+  // reports it with each WRITE, and where the writes land follows it.
+  void expect_append_follows_fcntl() {
+    write_file(host("log"), "0123456789");
+    {
+      UniqueFd fd = open_file(path("log"), O_WRONLY | O_APPEND);
+      ASSERT_TRUE(fd.valid()) << errno_text();
+      ASSERT_EQ(::write(fd.get(), "ab", 2), 2);
+      ASSERT_EQ(::fcntl(fd.get(), F_SETFL, 0), 0) << errno_text();
+      ASSERT_EQ(::pwrite(fd.get(), "XY", 2, 2), 2) << errno_text();
+      ASSERT_EQ(::fcntl(fd.get(), F_SETFL, O_APPEND), 0) << errno_text();
+      ASSERT_EQ(::pwrite(fd.get(), "!", 1, 0), 1);  // Linux appends whatever the offset
+    }
+    EXPECT_EQ(read_file(host("log")), "01XY456789ab!");
+    {
+      UniqueFd fd = open_file(path("log"), O_WRONLY);
+      ASSERT_TRUE(fd.valid()) << errno_text();
+      ASSERT_EQ(::fcntl(fd.get(), F_SETFL, O_APPEND), 0) << errno_text();
+      ASSERT_EQ(::write(fd.get(), "Z", 1), 1);
+    }
+    EXPECT_EQ(read_file(host("log")), "01XY456789ab!Z");
+  }
   OpcodeCounter counter_;
 };
 
@@ -90,6 +112,25 @@ TEST_F(PassthroughModes, WritebackCacheWithWriteOnlyOpens) {
     ASSERT_EQ(::write(fd.get(), "++", 2), 2);
   }
   EXPECT_EQ(read_file(host("f")), "012ab5678Z++");
+}
+
+TEST_F(PassthroughModes, AppendFollowsFcntl) {
+  start_counted(auto_cache());
+  expect_append_follows_fcntl();
+}
+
+TEST_F(PassthroughModes, AppendFollowsFcntlUnderTheWritebackCache) {
+  Config config = auto_cache();
+  config.writeback = true;
+  start_counted(config);
+  expect_append_follows_fcntl();
+}
+
+TEST_F(PassthroughModes, AppendFollowsFcntlWithoutOpen) {
+  Config config = uncached();
+  config.no_open = true;
+  start_counted(config);
+  expect_append_follows_fcntl();
 }
 
 TEST_F(PassthroughModes, AutoCacheKeepsAnUnchangedFileAndDropsAChangedOne) {

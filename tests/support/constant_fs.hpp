@@ -42,7 +42,8 @@ struct ConstantFs {
     return out.write(std::span(page).first(std::min<std::size_t>(size, page.size())));
   }
   Result<std::size_t> write(const api::Context&, api::InodeId, api::HandleId,
-                            api::ZeroCopyReader& in, std::uint32_t, std::uint64_t, std::uint32_t) {
+                            api::ZeroCopyReader& in, std::uint32_t, std::uint64_t, std::uint32_t,
+                            std::uint32_t) {
     std::array<std::byte, 4096> sink;
     return in.read(sink);
   }

@@ -436,7 +436,7 @@ Result<std::size_t> MemoryFs::read(const api::Context&, api::InodeId inode, api:
 
 Result<std::size_t> MemoryFs::write(const api::Context&, api::InodeId inode, api::HandleId,
                                     api::ZeroCopyReader& in, std::uint32_t size, std::uint64_t offset,
-                                    std::uint32_t) {
+                                    std::uint32_t, std::uint32_t) {
   std::lock_guard lock(mutex_);
   auto n = node(inode);
   if (!n) return fail(n.error());

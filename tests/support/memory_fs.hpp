@@ -73,7 +73,7 @@ class MemoryFs {
                            std::uint32_t flags);
   Result<std::size_t> write(const api::Context& ctx, api::InodeId inode, api::HandleId handle,
                             api::ZeroCopyReader& in, std::uint32_t size, std::uint64_t offset,
-                            std::uint32_t write_flags);
+                            std::uint32_t write_flags, std::uint32_t flags);
   Result<void> flush(const api::Context& ctx, api::InodeId inode, api::HandleId handle,
                      std::uint64_t lock_owner);
   Result<void> release(const api::Context& ctx, api::InodeId inode, api::HandleId handle,

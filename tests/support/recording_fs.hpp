@@ -129,8 +129,9 @@ class RecordingFs {
     return w.write(std::as_bytes(std::span(file_data.data() + off, n)));
   }
   Result<std::size_t> write(const api::Context& c, api::InodeId i, api::HandleId h, api::ZeroCopyReader& r,
-                            std::uint32_t size, std::uint64_t off, std::uint32_t flags) {
-    auto& call = record(c, "write", i, {size, off, flags});
+                            std::uint32_t size, std::uint64_t off, std::uint32_t write_flags,
+                            std::uint32_t flags) {
+    auto& call = record(c, "write", i, {size, off, write_flags, flags});
     call.handle = h;
     std::string data(r.remaining(), '\0');
     r.read(std::as_writable_bytes(std::span(data.data(), data.size())));

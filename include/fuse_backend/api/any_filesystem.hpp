@@ -104,8 +104,8 @@ namespace fuse_backend::api {
     (ctx, inode, handle, out, size, offset, flags), opcode_bit(abi::opcode::read))          \
   X(write, SupportsWrite, Result<std::size_t>,                                                      \
     (const Context& ctx, InodeId inode, HandleId handle, ZeroCopyReader& in, std::uint32_t size,    \
-     std::uint64_t offset, std::uint32_t write_flags),                                              \
-    (ctx, inode, handle, in, size, offset, write_flags), opcode_bit(abi::opcode::write))    \
+     std::uint64_t offset, std::uint32_t write_flags, std::uint32_t flags),                         \
+    (ctx, inode, handle, in, size, offset, write_flags, flags), opcode_bit(abi::opcode::write)) \
   X(flush, SupportsFlush, Result<void>,                                                             \
     (const Context& ctx, InodeId inode, HandleId handle, std::uint64_t lock_owner),                 \
     (ctx, inode, handle, lock_owner), opcode_bit(abi::opcode::flush))                       \

@@ -174,11 +174,13 @@ concept SupportsRead = requires(Fs& fs, const Context& ctx, InodeId inode, Handl
   { fs.read(ctx, inode, handle, out, size, offset, flags) } -> std::same_as<Result<std::size_t>>;
 };
 // WRITE: take `size` bytes from `in` and write them at `offset`; return the count written.
-// Handle passed. `write_flags` are abi::write_flags (cache, lockowner, kill_suidgid).
+// Handle passed. `write_flags` are abi::write_flags (cache, lockowner, kill_suidgid); `flags` the
+// file's open flags as they are now (a fcntl(F_SETFL) since the open shows, O_APPEND above all).
 template <class Fs>
 concept SupportsWrite = requires(Fs& fs, const Context& ctx, InodeId inode, HandleId handle, ZeroCopyReader& in,
-                                 std::uint32_t size, std::uint64_t offset, std::uint32_t write_flags) {
-  { fs.write(ctx, inode, handle, in, size, offset, write_flags) } -> std::same_as<Result<std::size_t>>;
+                                 std::uint32_t size, std::uint64_t offset, std::uint32_t write_flags,
+                                 std::uint32_t flags) {
+  { fs.write(ctx, inode, handle, in, size, offset, write_flags, flags) } -> std::same_as<Result<std::size_t>>;
 };
 // FLUSH: on every close(2) of a descriptor. Handle passed.
 template <class Fs>

@@ -858,7 +858,7 @@ Result<Disposition> Server<T, Fs>::handle_write(Request& request) noexcept {
   if constexpr (SupportsWrite<Fs>) {
     const auto written = detail::guarded([&] {
       return fs_.write(request.ctx, request.inode(), HandleId{in.fh}, request.reader, in.size, in.offset,
-                       in.write_flags);
+                       in.write_flags, in.flags);
     });
     return reply(request, written, [](std::size_t n) noexcept {
       return abi::write_out{static_cast<std::uint32_t>(n), 0};

@@ -170,10 +170,12 @@ TEST_F(ServerTest, OpenReadWriteFlushReleaseFsync) {
   write.offset = 1000;
   write.size = 5;
   write.write_flags = abi::write_flags::kill_suidgid;
+  write.flags = O_WRONLY | O_APPEND;
   reply = expect_reply(MessageBuilder(opcode::write, 42).add(write).name("data").build());  // 4 chars + NUL = 5
   EXPECT_EQ(reply.as<abi::write_out>().size, 5u);
   EXPECT_EQ(fs.last().names[0], std::string("data\0", 5));
-  EXPECT_EQ(fs.last().numbers, (std::vector<std::uint64_t>{5, 1000, abi::write_flags::kill_suidgid}));
+  EXPECT_EQ(fs.last().numbers, (std::vector<std::uint64_t>{5, 1000, abi::write_flags::kill_suidgid,
+                                                        O_WRONLY | O_APPEND}));
 
   expect_reply(MessageBuilder(opcode::flush, 42).add(abi::flush_in{99, 0, 0, 1234}).build());
   EXPECT_EQ(fs.last().numbers, std::vector<std::uint64_t>{1234});

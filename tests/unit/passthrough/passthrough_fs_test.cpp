@@ -326,11 +326,11 @@ TEST_F(PassthroughTest, CreateWriteReadRelease) {
   const auto handle = created->open.handle;
 
   MemoryReader in("hello, passthrough");
-  auto written = fs.write(ctx_, inode, handle, in, 18, 0, 0);
+  auto written = fs.write(ctx_, inode, handle, in, 18, 0, 0, 0);
   ASSERT_TRUE(written);
   EXPECT_EQ(*written, 18u);
   MemoryReader more("HELLO");
-  ASSERT_TRUE(fs.write(ctx_, inode, handle, more, 5, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, inode, handle, more, 5, 0, 0, 0));
 
   MemoryWriter out(1024);
   auto n = fs.read(ctx_, inode, handle, out, 100, 0, 0);
@@ -370,7 +370,7 @@ TEST_F(PassthroughTest, TmpfileIsUnnamedUntilLinked) {
   EXPECT_EQ(tmp->entry.attr.st_nlink, 0u);
   EXPECT_TRUE(fs::is_empty(source_));
   MemoryReader in("anonymous");
-  ASSERT_TRUE(fs.write(ctx_, tmp->entry.inode, tmp->open.handle, in, 9, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, tmp->entry.inode, tmp->open.handle, in, 9, 0, 0, 0));
   auto linked = fs.link(ctx_, tmp->entry.inode, root_inode, "named");
   ASSERT_TRUE(linked) << std::make_error_code(linked.error()).message();
   EXPECT_EQ(linked->inode, tmp->entry.inode);
@@ -433,8 +433,27 @@ TEST_F(PassthroughTest, WritebackOpensWriteOnlyFilesForReading) {
   EXPECT_EQ(out.data(), "abc");
   // O_APPEND is the kernel's job with writeback: the offset is honoured.
   MemoryReader in("X");
-  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, in, 1, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, in, 1, 0, 0, O_WRONLY | O_APPEND));
   EXPECT_EQ(read_file(source_ / "f"), "Xbc");
+}
+
+// Each WRITE carries the FUSE file's flags as they are now: a fcntl(F_SETFL) that cleared or
+// set O_APPEND after the open decides where the host write lands.
+TEST_F(PassthroughTest, WritesFollowTheAppendFlagTheyCarry) {
+  write_file(source_ / "f", "abc");
+  auto& fs = make();
+  const auto f = lookup(root_inode, "f");
+  auto opened = fs.open(ctx_, f, O_RDWR | O_APPEND, 0);
+  ASSERT_TRUE(opened);
+  MemoryReader appended("d");
+  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, appended, 1, 0, 0, O_RDWR | O_APPEND));
+  EXPECT_EQ(read_file(source_ / "f"), "abcd");
+  MemoryReader placed("X");
+  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, placed, 1, 1, 0, O_RDWR));
+  EXPECT_EQ(read_file(source_ / "f"), "aXcd");
+  MemoryReader again("e");
+  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, again, 1, 0, 0, O_RDWR | O_APPEND));
+  EXPECT_EQ(read_file(source_ / "f"), "aXcde");
 }
 
 TEST_F(PassthroughTest, StatfsStatxAccessSyncfs) {
@@ -475,7 +494,7 @@ TEST_F(PassthroughTest, FallocateLseekAndSparseFiles) {
   const auto handle = created->open.handle;
   constexpr std::uint64_t far = 5ull << 30;  // beyond 4 GiB
   MemoryReader in("data");
-  ASSERT_TRUE(fs.write(ctx_, inode, handle, in, 4, far, 0));
+  ASSERT_TRUE(fs.write(ctx_, inode, handle, in, 4, far, 0, 0));
   EXPECT_EQ(fs::file_size(source_ / "sparse"), far + 4);
   auto data = fs.lseek(ctx_, inode, handle, 0, SEEK_DATA);
   ASSERT_TRUE(data);
@@ -492,7 +511,7 @@ TEST_F(PassthroughTest, FallocateLseekAndSparseFiles) {
   ASSERT_TRUE(fs.fallocate(ctx_, inode, handle, 0, 0, 8192));
   EXPECT_GE(fs.getattr(ctx_, inode, std::nullopt)->attr.st_blocks, blocks_before + 16);
   MemoryReader head("head");
-  ASSERT_TRUE(fs.write(ctx_, inode, handle, head, 4, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, inode, handle, head, 4, 0, 0, 0));
   EXPECT_EQ(*fs.lseek(ctx_, inode, handle, 0, SEEK_DATA), 0u);
   ASSERT_TRUE(fs.fallocate(ctx_, inode, handle, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0, 4096));
   EXPECT_EQ(fs::file_size(source_ / "sparse"), far + 4);
@@ -903,7 +922,7 @@ TEST_F(PassthroughTest, NoOpenServesIoWithoutHandles) {
   ASSERT_TRUE(fs.read(ctx_, f, api::HandleId{0}, out, 64, 0, 0));
   EXPECT_EQ(out.data(), "content");
   MemoryReader in("C");
-  ASSERT_TRUE(fs.write(ctx_, f, api::HandleId{0}, in, 1, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, f, api::HandleId{0}, in, 1, 0, 0, 0));
   EXPECT_EQ(read_file(source_ / "f"), "Content");
   VectorSink sink(4096);
   ASSERT_TRUE(fs.readdir(ctx_, lookup(root_inode, "d"), api::HandleId{0}, 0, sink));
@@ -927,9 +946,9 @@ TEST_F(PassthroughTest, SealSizeRefusesGrowingOrShrinking) {
   auto handle = fs.open(ctx_, f, O_RDWR, 0);
   ASSERT_TRUE(handle);
   MemoryReader inside("FIX");
-  EXPECT_TRUE(fs.write(ctx_, f, handle->handle, inside, 3, 0, 0));
+  EXPECT_TRUE(fs.write(ctx_, f, handle->handle, inside, 3, 0, 0, 0));
   MemoryReader beyond("more");
-  EXPECT_EQ(fs.write(ctx_, f, handle->handle, beyond, 4, 3, 0).error(),
+  EXPECT_EQ(fs.write(ctx_, f, handle->handle, beyond, 4, 3, 0, 0).error(),
             std::errc::operation_not_permitted);
   api::SetattrIn grow;
   grow.valid = abi::fattr::size;
@@ -950,15 +969,15 @@ TEST_F(PassthroughTest, KillSuidgidOnWriteClearsSetuid) {
   auto handle = fs.open(ctx_, f, O_RDWR, 0);
   ASSERT_TRUE(handle);
   MemoryReader keep("a");
-  ASSERT_TRUE(fs.write(ctx_, f, handle->handle, keep, 1, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, f, handle->handle, keep, 1, 0, 0, 0));
   EXPECT_EQ(fs::status(source_ / "f").permissions() & fs::perms::set_uid, fs::perms::set_uid);
   MemoryReader kill("b");
-  ASSERT_TRUE(fs.write(ctx_, f, handle->handle, kill, 1, 0, abi::write_flags::kill_suidgid));
+  ASSERT_TRUE(fs.write(ctx_, f, handle->handle, kill, 1, 0, abi::write_flags::kill_suidgid, 0));
   EXPECT_EQ(fs::status(source_ / "f").permissions() & fs::perms::set_uid, fs::perms::none);
   // The thread keeps CAP_FSETID afterwards.
   ::chmod((source_ / "f").c_str(), 04755);
   MemoryReader again("c");
-  ASSERT_TRUE(fs.write(ctx_, f, handle->handle, again, 1, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, f, handle->handle, again, 1, 0, 0, 0));
   EXPECT_EQ(fs::status(source_ / "f").permissions() & fs::perms::set_uid, fs::perms::set_uid);
 }
 

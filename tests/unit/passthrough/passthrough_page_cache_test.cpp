@@ -54,7 +54,7 @@ class PassthroughPageCache : public PassthroughTest {
   }
   void write_through(std::string data, std::uint64_t offset) {
     MemoryReader in(data);
-    auto written = fs_->write(ctx_, file_, handle_, in, static_cast<std::uint32_t>(data.size()), offset, 0);
+    auto written = fs_->write(ctx_, file_, handle_, in, static_cast<std::uint32_t>(data.size()), offset, 0, 0);
     ASSERT_TRUE(written);
     EXPECT_EQ(*written, data.size());
   }
@@ -140,7 +140,7 @@ TEST_F(PassthroughPageCache, OtherChangesThroughTheMountDropTheCacheAtTheNextOpe
       // A WRITE that fails: this handle cannot write.
       [&] {
         MemoryReader in("x");
-        EXPECT_FALSE(fs_->write(ctx_, file_, read_only, in, 1, 0, 0));
+        EXPECT_FALSE(fs_->write(ctx_, file_, read_only, in, 1, 0, 0, 0));
       },
   };
   for (const auto& change : changes) {

@@ -39,12 +39,12 @@ TEST_F(PassthroughTest, SealSizeHoldsAgainstAppendAndTruncate) {
   auto appending = fs.open(ctx_, f, O_RDWR | O_APPEND, 0);
   ASSERT_TRUE(appending);
   MemoryReader more("more");
-  auto written = fs.write(ctx_, f, appending->handle, more, 4, 0, 0);
+  auto written = fs.write(ctx_, f, appending->handle, more, 4, 0, 0, O_RDWR | O_APPEND);
   ASSERT_TRUE(written);
   EXPECT_EQ(*written, 4u);
   EXPECT_EQ(read_file(source_ / "f"), "mored");
   MemoryReader past("!");
-  auto beyond = fs.write(ctx_, f, appending->handle, past, 1, 5, 0);
+  auto beyond = fs.write(ctx_, f, appending->handle, past, 1, 5, 0, O_RDWR | O_APPEND);
   ASSERT_FALSE(beyond);
   EXPECT_EQ(beyond.error(), std::errc::operation_not_permitted);
 
@@ -86,7 +86,7 @@ TEST_F(PassthroughTest, WritebackOpensWriteOnlyFilesForWriteOnlyCallers) {
   auto opened = fs.open(user, drop, O_WRONLY, 0);
   ASSERT_TRUE(opened) << std::make_error_code(opened.error()).message();
   MemoryReader data("secret");
-  auto written = fs.write(user, drop, opened->handle, data, 6, 0, 0);
+  auto written = fs.write(user, drop, opened->handle, data, 6, 0, 0, 0);
   ASSERT_TRUE(written);
   EXPECT_EQ(read_file(source_ / "drop"), "secret");
   EXPECT_TRUE(fs.release(user, drop, opened->handle, 0, 0, 0));

@@ -224,7 +224,7 @@ TEST_F(PassthroughSecurityTest, BogusHandlesAreBadFileDescriptors) {
     MemoryWriter out(16);
     EXPECT_EQ(fs.read(ctx_, inode, handle, out, 16, 0, 0).error(), badf);
     MemoryReader in("XX");
-    EXPECT_EQ(fs.write(ctx_, inode, handle, in, 2, 0, 0).error(), badf);
+    EXPECT_EQ(fs.write(ctx_, inode, handle, in, 2, 0, 0, 0).error(), badf);
     EXPECT_EQ(fs.fsync(ctx_, inode, handle, false).error(), badf);
     EXPECT_EQ(fs.flush(ctx_, inode, handle, 0).error(), badf);
     EXPECT_EQ(fs.fallocate(ctx_, inode, handle, 0, 0, 10).error(), badf);
@@ -299,7 +299,7 @@ TEST_F(PassthroughSecurityTest, FileSwappedForSymlinkAfterLookupOpensTheOriginal
   auto opened = fs.open(ctx_, f, O_RDWR | O_TRUNC, 0);
   ASSERT_TRUE(opened);
   MemoryReader in("rewritten");
-  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, in, 9, 0, 0));
+  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, in, 9, 0, 0, 0));
   EXPECT_EQ(read_file(source_ / "f_moved"), "rewritten");
   api::SetattrIn chmod;
   chmod.valid = abi::fattr::mode;
