@@ -148,9 +148,10 @@ bool waits_for_fuse_reply(pid_t tid) {
   return where == "request_wait_answer";
 }
 
-// drain_and_stop(): a request queued in the kernel while the only worker is busy is still
-// answered before the worker ends (a plain stop() leaves it waiting until the unmount).
-TEST(FusedevService, DrainAndStopAnswersWhatIsQueued) {
+// drain_and_stop(): a request queued in the kernel while the only worker (or, over io_uring,
+// the queue thread of the callers' CPU) is busy is still answered before it ends (a plain
+// stop() leaves it waiting until the unmount).
+void drain_and_stop_answers_what_is_queued(bool io_uring) {
   GatedFs fs;
   // Before the mount: should a request stay unanswered, the mount goes first (its connection
   // ends, failing the request) and only then do these wait for their threads; the file is
@@ -160,6 +161,9 @@ TEST(FusedevService, DrainAndStopAnswersWhatIsQueued) {
   fusedev::ServiceOptions options;
   options.threads = 1;
   options.busy_poll = {};
+  options.io_uring = io_uring;
+  // Both callers on one CPU: over io_uring their requests then go to the same queue.
+  const int cpu = fuse_backend::testing::first_allowed_cpu();
   ServedMount<GatedFs> mount(fs, options);
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("gate"), ""));
@@ -172,13 +176,15 @@ TEST(FusedevService, DrainAndStopAnswersWhatIsQueued) {
   // is answered, and a drain ends when nothing is queued).
   queued_fd = UniqueFd(::open(mount.path("queued").c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(queued_fd.valid()) << std::strerror(errno);
-  held = std::async(std::launch::async, [&mount] {
+  held = std::async(std::launch::async, [&mount, cpu] {
+    fuse_backend::testing::OnOneCpu only(cpu);
     struct stat out {};
     return ::stat(mount.path("gate").c_str(), &out) == 0 ? 0 : errno;
   });
   fs.entered.get_future().wait();  // the worker is busy with it
   std::atomic<pid_t> queued_tid{0};
   queued = std::async(std::launch::async, [&] {
+    fuse_backend::testing::OnOneCpu only(cpu);
     queued_tid = ::gettid();
     struct stat out {};
     return ::fstat(queued_fd.get(), &out) == 0 ? 0 : errno;
@@ -195,6 +201,16 @@ TEST(FusedevService, DrainAndStopAnswersWhatIsQueued) {
   ASSERT_EQ(queued.wait_for(5s), std::future_status::ready) << "the queued request was not answered";
   EXPECT_EQ(queued.get(), 0);
   EXPECT_TRUE(join_within(mount.service(), 5s));
+  if (io_uring) {
+    EXPECT_GE(mount.service().io_uring_requests(), 2u);
+  }
+}
+
+TEST(FusedevService, DrainAndStopAnswersWhatIsQueued) { drain_and_stop_answers_what_is_queued(false); }
+
+TEST(FusedevService, DrainAndStopAnswersWhatIsQueuedOverIoUring) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
+  drain_and_stop_answers_what_is_queued(true);
 }
 
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idle_returns_promptly(1, 50us); }

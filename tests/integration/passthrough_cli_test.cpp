@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 
 #include <support/files.hpp>
+#include <support/fuse_io_uring.hpp>
 #include <support/mount_guard.hpp>
 #include <support/program.hpp>
 #include <support/temp_dir.hpp>
@@ -314,13 +315,19 @@ TEST_F(PassthroughCliServe, PassthroughBackingMovesDataWithoutTheDaemon) {
 // has every byte. Without Session::sync the data is always lost; without the drain whenever
 // the workers stop before reading the WRITEs the sync queued (often on a loaded machine;
 // fusedev_service_test's DrainAndStopAnswersWhatIsQueued shows the drain deterministically).
+// Over /dev/fuse and over FUSE-over-io_uring, whose queues drain too.
 TEST_F(PassthroughCliServe, SigtermWritesBackWhatTheKernelStillHeld) {
+  ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
   std::string data(1 << 20, '\0');
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7) % 251 + 1);
-  for (const bool mapped : {false, true}) {
-    SCOPED_TRACE(mapped ? "shared mapping" : "write(2) under --writeback");
-    ASSERT_NO_FATAL_FAILURE(start(mapped ? std::vector<std::string>{} : std::vector<std::string>{"--writeback"}));
-    const std::string name = mapped ? "/mapped" : "/written";
+  for (const bool io_uring : {false, true}) for (const bool mapped : {false, true}) {
+    SCOPED_TRACE(std::string(mapped ? "shared mapping" : "write(2) under --writeback") +
+                 (io_uring ? ", io_uring" : ""));
+    std::vector<std::string> options;
+    if (!mapped) options.push_back("--writeback");
+    if (io_uring) options.insert(options.end(), {"-o", "io_uring"});
+    ASSERT_NO_FATAL_FAILURE(start(options));
+    const std::string name = std::string(mapped ? "/mapped" : "/written") + (io_uring ? "-uring" : "");
     const int fd = ::open((mnt_.str() + name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0) << std::strerror(errno);
     void* map = MAP_FAILED;
@@ -337,6 +344,9 @@ TEST_F(PassthroughCliServe, SigtermWritesBackWhatTheKernelStillHeld) {
     const std::string kept = read_file(source_.str() + name);
     EXPECT_TRUE(kept == data) << name << ": " << kept.size() << " bytes, not all of what was written; "
                               << "stderr: " << stderr_text();
+    if (io_uring) {
+      EXPECT_EQ(stderr_text().find("serving over /dev/fuse"), std::string::npos) << stderr_text();
+    }
     // The connection is gone: these fail at once, nothing waits for the daemon.
     if (map != MAP_FAILED) ::munmap(map, data.size());
     ::close(fd);

@@ -241,7 +241,7 @@ void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
   if (!queue || !wait_for_ring()) return;
   const UringQueue::Target target{hooks.serve_ring, hooks.service, hooks.backing};
   const UringQueue::Pacing pacing{ring_.busy_poll, &affinity};
-  auto served = queue->serve(target, pacing, stopping_, worker.served);
+  auto served = queue->serve(target, pacing, stopping_, drain_deadline_, worker.served);
   if (served) return;
   if (queue->delivered()) return record_error(served.error());
   // Refused before any request: the kernel turned io_uring off and stays on /dev/fuse.
@@ -290,16 +290,8 @@ void ServiceCore::stop() noexcept {
 }
 
 void ServiceCore::drain_and_stop(std::chrono::milliseconds limit) noexcept {
-  // clock_gettime is async-signal-safe; the deadline is published before stop() wakes anyone.
-  const auto until = std::chrono::steady_clock::now() + limit;
-  drain_until_.store(std::max<std::int64_t>(1, until.time_since_epoch().count()));
+  drain_deadline_.set(limit);  // published before stop() wakes anyone
   stop();
-}
-
-std::optional<std::chrono::steady_clock::time_point> ServiceCore::drain_deadline() const noexcept {
-  const std::int64_t until = drain_until_.load();
-  if (until == 0) return std::nullopt;
-  return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(until));
 }
 
 Result<void> ServiceCore::join() noexcept {

@@ -283,15 +283,43 @@ Result<void> UringQueue::finish_helpers(const Target& target, std::atomic<std::u
   }
 }
 
+Result<bool> UringQueue::drain(const Target& target, std::atomic<std::uint64_t>& served,
+                               DrainDeadline::clock::time_point deadline) noexcept {
+  while (DrainDeadline::clock::now() < deadline) {
+    // Submits the previous answers' commits; GETEVENTS runs the kernel's work that hands the
+    // re-armed entries whatever is queued.
+    if (auto reaped = ring_.submit_and_wait(false); !reaped && reaped.error() != std::errc::interrupted) {
+      return fail(reaped.error());
+    }
+    if (auto taken = take_back_finished(); !taken) return fail(taken.error());
+    unsigned requests = 0;
+    while (auto completion = ring_.next_completion()) {
+      auto taken = take(*completion, target, served, false);
+      if (!taken) return fail(taken.error());
+      if (*taken == Taken::connection_ended) return false;
+      if (*taken == Taken::request) ++requests;
+    }
+    if (requests == 0) break;
+  }
+  return true;
+}
+
 Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
-                               const std::atomic<bool>& stopping,
+                               const std::atomic<bool>& stopping, const DrainDeadline& drain_deadline,
                                std::atomic<std::uint64_t>& served) noexcept {
   using clock = std::chrono::steady_clock;
   // Since the last reap that brought requests (none yet: sleep). An elapsed time, not a deadline,
   // so that any busy_poll is safe (now + a huge window would overflow).
   std::optional<clock::time_point> last_busy;
   for (;;) {
-    if (stopping.load(std::memory_order_acquire)) return finish_helpers(target, served);
+    if (stopping.load(std::memory_order_acquire)) {
+      if (const auto deadline = drain_deadline.get()) {
+        auto drained = drain(target, served, *deadline);
+        if (!drained) return fail(drained.error());
+        if (!*drained) return {};  // the connection ended
+      }
+      return finish_helpers(target, served);
+    }
     const bool polling = last_busy && clock::now() - *last_busy < pacing.busy_poll;
     if (auto reaped = ring_.submit_and_wait(!polling); !reaped) {
       if (reaped.error() == std::errc::interrupted) continue;

@@ -58,7 +58,8 @@
 // beyond max_background until earlier ones are answered) until nothing is left or its time is
 // up. After Session::sync() that is every WRITE of the data the kernel held dirty, which a
 // plain stop() would leave unanswered (sync on FUSE does not wait for them). io_uring queues
-// stop at once either way.
+// drain the same way: what the kernel handed their entries, and what it hands on as the
+// replies re-arm them (uring_queue.hpp).
 // The filesystem stays mounted after stop(): unmount it with Session::unmount().
 //
 // Lifetime: the Session and the filesystem must outlive the Service; ~Service stops and joins.
@@ -87,6 +88,7 @@
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/result.hpp>
 #include <fuse_backend/transport/fusedev/channel.hpp>
+#include <fuse_backend/transport/fusedev/drain_deadline.hpp>
 #include <fuse_backend/transport/fusedev/session.hpp>
 #include <fuse_backend/transport/fusedev/uring_queue.hpp>
 
@@ -175,11 +177,13 @@ class ServiceCore {
   std::uint64_t spliced_requests() noexcept;
   // Async-signal-safe.
   void stop() noexcept;
-  // stop() after which the /dev/fuse workers drain their queue for at most `limit`.
+  // stop() after which the /dev/fuse workers and io_uring queues drain for at most `limit`.
   // Async-signal-safe.
   void drain_and_stop(std::chrono::milliseconds limit) noexcept;
   // When draining workers give up; nullopt after a plain stop().
-  std::optional<std::chrono::steady_clock::time_point> drain_deadline() const noexcept;
+  std::optional<std::chrono::steady_clock::time_point> drain_deadline() const noexcept {
+    return drain_deadline_.get();
+  }
   // Waits for every worker; after stop() keeps waking those that have not ended.
   Result<void> join() noexcept;
   // Records the first error that ends a worker, and stops the others.
@@ -223,8 +227,7 @@ class ServiceCore {
   // Readable once open_ring() decided: the queue threads sleep on it.
   detail::UniqueFd ring_fd_;
   std::atomic<bool> stopping_{false};
-  // drain_and_stop()'s deadline in steady_clock nanoseconds; 0 for none.
-  std::atomic<std::int64_t> drain_until_{0};
+  DrainDeadline drain_deadline_;
   // Hooks::interrupt_all and its argument, for stop() (set once by start()).
   std::atomic<void (*)(void*)> interrupt_all_{nullptr};
   void* interrupt_context_ = nullptr;

@@ -36,6 +36,12 @@
 // be freed by the connection's end, which a forked child holding the ring's fd can put off
 // for ever), and the destructor joins any helper still running.
 //
+// Stopping: after Service::drain_and_stop() a queue first answers, without waiting, what the
+// kernel already handed its entries and what it hands on as the commits re-arm them (the
+// writeback WRITEs a sync queued, the background requests the answers release), until a reap
+// brings nothing or the deadline passes; no helper threads then, nothing may wait. A plain stop()
+// ends at once. Either way the helpers' replies are committed last (above).
+//
 // Teardown: an unmount or abort completes pending entries with ENOTCONN/ECONNABORTED; serve()
 // then returns success. Entry buffers stay allocated until the UringQueue is destroyed, after
 // the ring (whose close cancels what is still pending).
@@ -58,6 +64,7 @@
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/result.hpp>
 #include <fuse_backend/transport/fusedev/channel.hpp>
+#include <fuse_backend/transport/fusedev/drain_deadline.hpp>
 #include <fuse_backend/transport/fusedev/queue_affinity.hpp>
 
 namespace fuse_backend::transport::fusedev {
@@ -133,13 +140,13 @@ class UringQueue {
     QueueAffinity* affinity = nullptr;
   };
 
-  // Serves requests until `stopping` is seen (after any wake-up: a signal interrupts the wait)
-  // or the connection ends (both success). A failed completion fails with its error: when no
+  // Serves requests until `stopping` is seen (after any wake-up: a signal interrupts the wait;
+  // then drains until `drain` if it is set) or the connection ends (both success). A failed completion fails with its error: when no
   // request came before (delivered() is false) that is the kernel refusing the registration,
   // after which it turns io_uring off for the connection and keeps using /dev/fuse.
   // `served` counts the requests handled.
   Result<void> serve(const Target& target, const Pacing& pacing, const std::atomic<bool>& stopping,
-                     std::atomic<std::uint64_t>& served) noexcept;
+                     const DrainDeadline& drain, std::atomic<std::uint64_t>& served) noexcept;
   // At least one request came through this queue.
   bool delivered() const noexcept { return delivered_; }
 
@@ -176,6 +183,10 @@ class UringQueue {
   // commit queued.
   Result<Taken> take(const detail::Completion& completion, const Target& target,
                      std::atomic<std::uint64_t>& served, bool helpers_allowed) noexcept;
+  // At drain_and_stop(): answers what the ring holds and is handed until a reap brings no
+  // request or `deadline` passes (see Stopping above); false when the connection ended.
+  Result<bool> drain(const Target& target, std::atomic<std::uint64_t>& served,
+                     DrainDeadline::clock::time_point deadline) noexcept;
   // At stop: waits for the helpers (the Server interrupts their waits) and commits their
   // replies, so that the requests they hold are answered before the ring closes.
   Result<void> finish_helpers(const Target& target, std::atomic<std::uint64_t>& served) noexcept;
