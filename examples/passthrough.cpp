@@ -272,41 +272,6 @@ constexpr Setting settings[] = {
        o.fs.inode_file_handles = *mode;
        return std::nullopt;
      }},
-    {"inode_fd_budget",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto inodes = parse_number(value, 1, 1u << 30);
-       if (!inodes) return bad_value(shown, value, "a whole number from 1 to 1073741824");
-       o.fs.inode_fd_budget = static_cast<std::size_t>(*inodes);
-       return std::nullopt;
-     }},
-    {"threads",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto threads = parse_number(value, 1, 256);
-       if (!threads) return bad_value(shown, value, "a whole number from 1 to 256");
-       o.service.threads = static_cast<unsigned>(*threads);
-       return std::nullopt;
-     }},
-    {"busy_poll",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto usecs = parse_number(value, 0, 10000);
-       if (!usecs) return bad_value(shown, value, "microseconds from 0 to 10000");
-       o.service.busy_poll = std::chrono::microseconds(*usecs);
-       return std::nullopt;
-     }},
-    {"max_write",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto bytes = parse_number(value, 4096, 16u << 20);
-       if (!bytes) return bad_value(shown, value, "bytes from 4096 to 16777216");
-       o.service.server.max_write = static_cast<std::uint32_t>(*bytes);
-       return std::nullopt;
-     }},
-    {"max_read",
-     [](Options& o, std::string_view shown, std::string_view value) -> Problem {
-       const auto bytes = parse_number(value, 4096, 16u << 20);
-       if (!bytes) return bad_value(shown, value, "bytes from 4096 to 16777216");
-       o.mount.max_read = static_cast<std::uint32_t>(*bytes);
-       return std::nullopt;
-     }},
     {"timeout", set_timeouts<true, true>},
     {"entry_timeout", set_timeouts<true, false>},
     {"attr_timeout", set_timeouts<false, true>},
@@ -330,11 +295,50 @@ constexpr Setting settings[] = {
      }},
 };
 
-const Setting* find_setting(std::string_view name) {
-  for (const Setting& setting : settings) {
-    if (setting.name == name) return &setting;
+// Whole-number options: -o NAME=N with N in [low, high], counted in `unit` (for the message).
+struct NumberSetting {
+  std::string_view name;
+  std::string_view unit;
+  std::uint64_t low, high;
+  void (*store)(Options&, std::uint64_t);
+};
+constexpr NumberSetting number_settings[] = {
+    {"inode_fd_budget", "a whole number", 1, 1u << 30,
+     [](Options& o, std::uint64_t n) { o.fs.inode_fd_budget = static_cast<std::size_t>(n); }},
+    {"threads", "a whole number", 1, 256,
+     [](Options& o, std::uint64_t n) { o.service.threads = static_cast<unsigned>(n); }},
+    {"busy_poll", "microseconds", 0, 10000,
+     [](Options& o, std::uint64_t n) { o.service.busy_poll = std::chrono::microseconds(n); }},
+    {"max_write", "bytes", 4096, 16u << 20,
+     [](Options& o, std::uint64_t n) { o.service.server.max_write = static_cast<std::uint32_t>(n); }},
+    {"max_read", "bytes", 4096, 16u << 20,
+     [](Options& o, std::uint64_t n) { o.mount.max_read = static_cast<std::uint32_t>(n); }},
+};
+
+Problem apply_number(const NumberSetting& setting, Options& options, std::string_view shown,
+                     std::string_view value) {
+  const auto number = parse_number(value, setting.low, setting.high);
+  if (!number) {
+    return bad_value(shown, value,
+                     std::string(setting.unit) + " from " + std::to_string(setting.low) + " to " +
+                         std::to_string(setting.high));
   }
-  return nullptr;
+  setting.store(options, *number);
+  return std::nullopt;
+}
+
+const Setting* find_setting(std::string_view name) {
+  const auto found = std::ranges::find(settings, name, &Setting::name);
+  return found == std::end(settings) ? nullptr : found;
+}
+
+const NumberSetting* find_number_setting(std::string_view name) {
+  const auto found = std::ranges::find(number_settings, name, &NumberSetting::name);
+  return found == std::end(number_settings) ? nullptr : found;
+}
+
+bool takes_value(std::string_view name) {
+  return find_setting(name) != nullptr || find_number_setting(name) != nullptr;
 }
 
 // Applies option `name` (spelt with '_'), with `value` when one was attached. `shown` is how the
@@ -347,11 +351,10 @@ Problem apply_option(Options& options, std::string_view name, std::optional<std:
     flag.apply(options);
     return std::nullopt;
   }
-  if (const Setting* setting = find_setting(name)) {
-    if (!value) return std::string(shown) + " needs a value (" + std::string(shown) + "=VALUE)";
-    return setting->apply(options, shown, *value);
-  }
-  return "unknown option '" + std::string(shown) + "' (see --help)";
+  if (!takes_value(name)) return "unknown option '" + std::string(shown) + "' (see --help)";
+  if (!value) return std::string(shown) + " needs a value (" + std::string(shown) + "=VALUE)";
+  if (const Setting* setting = find_setting(name)) return setting->apply(options, shown, *value);
+  return apply_number(*find_number_setting(name), options, shown, *value);
 }
 
 // -o a,b=c,...: each item is NAME or NAME=VALUE.
@@ -409,7 +412,7 @@ Problem parse_command_line(int argc, char** argv, Options& options) {
       std::optional<std::string_view> value;
       if (equals != std::string_view::npos) {
         value = arg.substr(equals + 1);
-      } else if (find_setting(name) != nullptr) {
+      } else if (takes_value(name)) {
         if (i + 1 == argc) return shown + " needs a value";
         value = argv[++i];
       }

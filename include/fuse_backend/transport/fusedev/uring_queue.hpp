@@ -141,12 +141,12 @@ class UringQueue {
   };
 
   // Serves requests until `stopping` is seen (after any wake-up: a signal interrupts the wait;
-  // then drains until `drain` if it is set) or the connection ends (both success). A failed completion fails with its error: when no
-  // request came before (delivered() is false) that is the kernel refusing the registration,
-  // after which it turns io_uring off for the connection and keeps using /dev/fuse.
-  // `served` counts the requests handled.
+  // then drains first if `drain_deadline` is set) or the connection ends (both success). A
+  // failed completion fails with its error: when no request came before (delivered() is false)
+  // that is the kernel refusing the registration, after which it turns io_uring off for the
+  // connection and keeps using /dev/fuse. `served` counts the requests handled.
   Result<void> serve(const Target& target, const Pacing& pacing, const std::atomic<bool>& stopping,
-                     const DrainDeadline& drain, std::atomic<std::uint64_t>& served) noexcept;
+                     const DrainDeadline& drain_deadline, std::atomic<std::uint64_t>& served) noexcept;
   // At least one request came through this queue.
   bool delivered() const noexcept { return delivered_; }
 
