@@ -254,6 +254,46 @@ fusedev::ServiceOptions over_io_uring() {
 
 TEST(FusedevService, BusyPollingWorkerSleepsWhenIdle) { busy_polling_ends_when_idle({}); }
 
+// Voluntary context switches (sleeps) of this process's threads other than the caller's.
+long other_threads_sleeps() {
+  long total = 0;
+  const std::string mine = std::to_string(::gettid());
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (task.path().filename() == mine) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.starts_with("voluntary_ctxt_switches:")) total += std::stol(line.substr(line.find(':') + 1));
+    }
+  }
+  return total;
+}
+
+// Requests further apart than the busy-poll window find every worker asleep, the polling one
+// too: the kernel must wake one of them per request, not each (poll(2) would wake the polling
+// worker for every request besides the one blocked in read(2) that takes it: 2 sleeps per
+// request instead of 1).
+TEST(FusedevService, OneWorkerWakesPerRequestWhenAllSleep) {
+  MemoryFs fs(0s);  // nothing cached: every fstat is a GETATTR
+  fusedev::ServiceOptions options;
+  options.threads = 2;
+  options.busy_poll = 50us;
+  Mount mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  UniqueFd fd(::open(mount.path("f").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid()) << std::strerror(errno);
+  constexpr int requests = 300;
+  const long before = other_threads_sleeps();
+  for (int i = 0; i < requests; ++i) {
+    std::this_thread::sleep_for(300us);  // past the window
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd.get(), &st), 0) << std::strerror(errno);
+  }
+  const double per_request = static_cast<double>(other_threads_sleeps() - before) / requests;
+  EXPECT_GT(per_request, 0.8) << "the workers did not sleep between requests";
+  EXPECT_LT(per_request, 1.4);
+}
+
 TEST(FusedevService, BusyPollingIoUringQueueSleepsWhenIdle) {
   ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), "");
   busy_polling_ends_when_idle(over_io_uring());

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -133,6 +134,16 @@ Channel::Channel(int fd, std::size_t buffer_size, ReceiveOptions options)
       request_(std::max(buffer_size, min_read_buffer)),
       reply_(std::max(buffer_size, min_read_buffer)) {
   if (options.splice_writes) open_pipe();
+  if (busy_poll_.count() > 0) open_sleep_fd();
+}
+
+void Channel::open_sleep_fd() noexcept {
+  detail::UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll.valid()) return;
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLEXCLUSIVE;
+  if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd_, &event) != 0) return;
+  sleep_fd_ = std::move(epoll);
 }
 
 Channel::Channel(detail::UniqueFd owned, std::size_t buffer_size, ReceiveOptions options)
@@ -253,9 +264,17 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
     return true;
   }
   // Idle for the whole window: sleep until a request is queued. A signal (stop()) interrupts the
-  // poll and the read that follows checks the flag; an error shows up in that read too.
-  pollfd readable{fd_, POLLIN, 0};
-  (void)::poll(&readable, 1, -1);
+  // wait and the read that follows checks the flag; an error shows up in that read too. With
+  // EPOLLEXCLUSIVE the kernel wakes one waiter per request, this one or a worker blocked in
+  // read(2); poll(2) would wake this worker for every request, also the ones another worker
+  // takes (measured: 1 MiB writes + fsync 5-30% slower than without busy polling).
+  if (sleep_fd_.valid()) {
+    epoll_event event{};
+    (void)::epoll_wait(sleep_fd_.get(), &event, 1, -1);
+  } else {
+    pollfd readable{fd_, POLLIN, 0};
+    (void)::poll(&readable, 1, -1);
+  }
   idle_since.reset();
   return true;
 }

@@ -217,7 +217,7 @@ class Channel final : public ReplySink {
   // interrupts a blocked read ends it) the result is operation_canceled. ENODEV (unmounted) and
   // anything else are returned, and so is EAGAIN (a non-blocking fd with nothing queued) unless
   // the channel busy-polls: then it keeps re-reading for `busy_poll` (not after a large WRITE)
-  // and afterwards sleeps in poll(2) until the fd is readable (or a signal interrupts it). The
+  // and afterwards sleeps in epoll_wait until the fd is readable (or a signal interrupts it). The
   // Reader is valid until the next receive().
   Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
   // From now on receive() never waits: it returns a request already queued, or EAGAIN (the fd
@@ -238,6 +238,9 @@ class Channel final : public ReplySink {
   Channel(detail::UniqueFd owned, std::size_t buffer_size, ReceiveOptions options);
   // Makes the pipe, or leaves the channel reading only.
   void open_pipe() noexcept;
+  // Makes sleep_fd_, or leaves await_request() sleeping in poll(2), which the kernel wakes for
+  // every request, also those another worker takes.
+  void open_sleep_fd() noexcept;
   // One request from the device into request_ (read) or the pipe (splice). Returns its size.
   Result<std::size_t> take(const std::atomic<bool>* stop, bool splicing) noexcept;
   // After a splice of `size` bytes: the header (and for a large WRITE its write_in) into
@@ -246,7 +249,7 @@ class Channel final : public ReplySink {
   // Empties the pipe of a previous request's unconsumed payload.
   Result<void> drain_pipe() noexcept;
   // After EAGAIN: true to read again (within the busy-poll window that starts at `*idle_since`,
-  // or once poll(2) saw the fd readable or was interrupted).
+  // or once the sleep saw the fd readable or was interrupted).
   bool await_request(std::optional<std::chrono::steady_clock::time_point>& idle_since) const noexcept;
 
   detail::UniqueFd owned_;
@@ -255,6 +258,8 @@ class Channel final : public ReplySink {
   detail::PageAlignedBuffer request_;
   detail::PageAlignedBuffer reply_;
   detail::UniqueFd pipe_read_, pipe_write_;
+  // A busy-polling channel sleeps in epoll_wait on it: fd_ registered EPOLLEXCLUSIVE.
+  detail::UniqueFd sleep_fd_;
   PipedPayload piped_;
   bool after_large_write_ = false;  // the last request taken was a WRITE worth splicing
   std::uint64_t spliced_requests_ = 0;

@@ -22,7 +22,8 @@
 // and a caller that issues its next request right after our reply finds a sleeping worker again.
 // So worker 0 reads a non-blocking clone and, once the queue is empty, keeps re-reading it for
 // `busy_poll` (yielding the CPU between reads to any thread that wants it) before it sleeps in
-// poll(2): back-to-back requests then skip the worker's wake-up. Measured on 2 CPUs (a VM),
+// epoll_wait (EPOLLEXCLUSIVE, so a request wakes one sleeping worker, not this one besides):
+// back-to-back requests then skip the worker's wake-up. Measured on 2 CPUs (a VM),
 // against blocking workers (which are at libfuse's figure): create/stat/unlink 1.1-1.5x, 4 KiB
 // psync random I/O 1.3-1.6x, or no gain in runs where the scheduler keeps the caller on the
 // other CPU, which then halts while it waits (the reply's wake-up of a halted CPU is the other
