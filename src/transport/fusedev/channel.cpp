@@ -89,10 +89,14 @@ std::size_t Reader::read_piped(std::byte* into, std::size_t count) noexcept {
 }
 
 Result<void> Channel::send(const abi::out_header& header, std::span<const std::byte> payload) noexcept {
+  std::byte* const start = reply_.data();
+  if (payload.empty() || payload.data() == start + sizeof(header)) {
+    std::memcpy(start, &header, sizeof(header));
+    return detail::syscall_void([&] { return ::write(fd_, start, sizeof(header) + payload.size()); });
+  }
   std::array<iovec, 2> iov{{{const_cast<abi::out_header*>(&header), sizeof(header)},
                             {const_cast<std::byte*>(payload.data()), payload.size()}}};
-  const int count = payload.empty() ? 1 : 2;
-  return detail::syscall_void([&] { return ::writev(fd_, iov.data(), count); });
+  return detail::syscall_void([&] { return ::writev(fd_, iov.data(), static_cast<int>(iov.size())); });
 }
 
 Result<std::size_t> Writer::write_from(int fd, std::size_t count, std::uint64_t offset) noexcept {
@@ -132,7 +136,7 @@ Channel::Channel(int fd, std::size_t buffer_size, ReceiveOptions options)
     : fd_(fd),
       busy_poll_(options.busy_poll),
       request_(std::max(buffer_size, min_read_buffer)),
-      reply_(std::max(buffer_size, min_read_buffer)) {
+      reply_(std::max(buffer_size, min_read_buffer) + sizeof(abi::out_header)) {
   if (options.splice_writes) open_pipe();
   if (busy_poll_.count() > 0) open_sleep_fd();
 }

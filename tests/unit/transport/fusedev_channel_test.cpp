@@ -130,6 +130,29 @@ TEST(FusedevWriter, CommitSendsHeaderAndPayloadAsOneMessage) {
   EXPECT_EQ(sent.substr(sizeof(got)), "hello world");
 }
 
+// The channel's own writer leaves the header's room in front of the payload, so the reply goes
+// out as one contiguous write (see Channel::send), and the whole buffer size is still there for
+// the payload (a READ of the largest size fits).
+TEST(FusedevWriter, ChannelWriterKeepsTheWholeBufferForThePayload) {
+  Pipe pipe;
+  fusedev::Channel channel(pipe.write_end.get(), 8192);
+  fusedev::Writer writer = channel.writer();
+  EXPECT_EQ(writer.available(), 8192u);
+  std::string payload(8192, 'x');
+  payload.front() = 'a';
+  payload.back() = 'z';
+  ASSERT_TRUE(writer.append(bytes_of(payload)));
+  const abi::out_header header{static_cast<std::uint32_t>(sizeof(abi::out_header) + payload.size()), 0, 9};
+  ASSERT_TRUE(writer.commit(header));
+  const std::string sent = pipe.drain();
+  ASSERT_EQ(sent.size(), sizeof(abi::out_header) + payload.size());
+  abi::out_header got{};
+  std::memcpy(&got, sent.data(), sizeof(got));
+  EXPECT_EQ(got.len, sent.size());
+  EXPECT_EQ(got.unique, 9u);
+  EXPECT_TRUE(sent.substr(sizeof(got)) == payload);
+}
+
 TEST(FusedevWriter, ErrorReplyAfterDiscardIsHeaderOnly) {
   Pipe pipe;
   std::vector<std::byte> buffer(64);

@@ -224,9 +224,13 @@ class Channel final : public ReplySink {
   // becomes non-blocking, busy polling ends). For draining at a stop. False when the fd cannot
   // be made non-blocking.
   bool stop_waiting() noexcept;
-  // A fresh writer over the reply buffer, valid until the next writer().
-  Writer writer() noexcept { return Writer(*this, reply_.span()); }
-  // One writev of `header` and `payload`: the kernel takes one write as one whole message.
+  // A fresh writer over the reply buffer behind the header's room, valid until the next writer().
+  Writer writer() noexcept { return Writer(*this, reply_.span().subspan(sizeof(abi::out_header))); }
+  // One write of `header` and `payload`: the kernel takes one write as one whole message. A
+  // payload from writer() already sits behind the header's room, so the reply leaves as one
+  // contiguous range: the kernel pins each page of ours it copies from, and a small reply (an
+  // entry, attributes, a WRITE's count) then touches one page instead of two (the header's on
+  // the stack and the payload's). Any other payload goes with writev.
   Result<void> send(const abi::out_header& header, std::span<const std::byte> payload) noexcept override;
 
   // Whether large writes can be spliced (asked for, and the pipe could be made large enough).
