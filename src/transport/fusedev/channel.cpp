@@ -211,7 +211,7 @@ Result<Reader> Channel::unpipe(std::size_t size, api::BackingFiles* backing) noe
   }
   piped_.unread = size - head;
   return Reader(std::span<const std::byte>(request_.data(), head), piped_,
-                request_.span().subspan(head), backing);
+                std::span<std::byte>(request_).subspan(head), backing);
 }
 
 Result<void> Channel::drain_pipe() noexcept {

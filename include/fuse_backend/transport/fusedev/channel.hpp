@@ -42,13 +42,13 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include <fuse_backend/abi/kernel.hpp>
 #include <fuse_backend/api/backing.hpp>
 #include <fuse_backend/api/notifier.hpp>
 #include <fuse_backend/api/transport.hpp>
 #include <fuse_backend/api/zero_copy.hpp>
-#include <fuse_backend/detail/page_aligned_buffer.hpp>
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/result.hpp>
 
@@ -225,7 +225,7 @@ class Channel final : public ReplySink {
   // be made non-blocking.
   bool stop_waiting() noexcept;
   // A fresh writer over the reply buffer behind the header's room, valid until the next writer().
-  Writer writer() noexcept { return Writer(*this, reply_.span().subspan(sizeof(abi::out_header))); }
+  Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_).subspan(sizeof(abi::out_header))); }
   // One write of `header` and `payload`: the kernel takes one write as one whole message. A
   // payload from writer() already sits behind the header's room, so the reply leaves as one
   // contiguous range: the kernel pins each page of ours it copies from, and a small reply (an
@@ -259,8 +259,8 @@ class Channel final : public ReplySink {
   detail::UniqueFd owned_;
   int fd_;
   std::chrono::microseconds busy_poll_;
-  detail::PageAlignedBuffer request_;
-  detail::PageAlignedBuffer reply_;
+  std::vector<std::byte> request_;
+  std::vector<std::byte> reply_;
   detail::UniqueFd pipe_read_, pipe_write_;
   // A busy-polling channel sleeps in epoll_wait on it: fd_ registered EPOLLEXCLUSIVE.
   detail::UniqueFd sleep_fd_;
