@@ -275,12 +275,22 @@ Result<void> UringQueue::finish_helpers(const Target& target, std::atomic<std::u
       return reaped;
     }
     // Requests that come meanwhile are answered too, without waiting.
-    while (auto completion = ring_.next_completion()) {
-      auto taken = take(*completion, target, served, false);
-      if (!taken) return fail(taken.error());
-      if (*taken == Taken::connection_ended) return {};
-    }
+    auto requests = take_all(target, served, false);
+    if (!requests) return fail(requests.error());
+    if (!*requests) return {};  // the connection ended
   }
+}
+
+Result<std::optional<unsigned>> UringQueue::take_all(const Target& target, std::atomic<std::uint64_t>& served,
+                                                     bool helpers_allowed) noexcept {
+  unsigned requests = 0;
+  while (auto completion = ring_.next_completion()) {
+    auto taken = take(*completion, target, served, helpers_allowed);
+    if (!taken) return fail(taken.error());
+    if (*taken == Taken::connection_ended) return std::optional<unsigned>();
+    if (*taken == Taken::request) ++requests;
+  }
+  return std::optional<unsigned>(requests);
 }
 
 Result<bool> UringQueue::drain(const Target& target, std::atomic<std::uint64_t>& served,
@@ -292,14 +302,10 @@ Result<bool> UringQueue::drain(const Target& target, std::atomic<std::uint64_t>&
       return fail(reaped.error());
     }
     if (auto taken = take_back_finished(); !taken) return fail(taken.error());
-    unsigned requests = 0;
-    while (auto completion = ring_.next_completion()) {
-      auto taken = take(*completion, target, served, false);
-      if (!taken) return fail(taken.error());
-      if (*taken == Taken::connection_ended) return false;
-      if (*taken == Taken::request) ++requests;
-    }
-    if (requests == 0) break;
+    auto requests = take_all(target, served, false);
+    if (!requests) return fail(requests.error());
+    if (!*requests) return false;  // the connection ended
+    if (**requests == 0) break;
   }
   return true;
 }
@@ -325,14 +331,11 @@ Result<void> UringQueue::serve(const Target& target, const Pacing& pacing,
       if (reaped.error() == std::errc::interrupted) continue;
       return reaped;
     }
-    unsigned requests = 0;
-    while (auto completion = ring_.next_completion()) {
-      auto taken = take(*completion, target, served, true);
-      if (!taken) return fail(taken.error());
-      if (*taken == Taken::connection_ended) return {};
-      if (*taken == Taken::request) ++requests;
-    }
-    if (auto taken = take_back_finished(); !taken) return taken;
+    auto taken = take_all(target, served, true);
+    if (!taken) return fail(taken.error());
+    if (!*taken) return {};  // the connection ended
+    const unsigned requests = **taken;
+    if (auto finished = take_back_finished(); !finished) return finished;
     if (requests == 0) {
       // Between empty reaps the CPU goes to anyone who wants it; after a busy one, the replies
       // (submitted by the next reap) go out first.

@@ -54,6 +54,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
@@ -183,6 +184,10 @@ class UringQueue {
   // commit queued.
   Result<Taken> take(const detail::Completion& completion, const Target& target,
                      std::atomic<std::uint64_t>& served, bool helpers_allowed) noexcept;
+  // Takes every completion the ring holds (take()): how many were requests, or nullopt once one
+  // says the connection ended.
+  Result<std::optional<unsigned>> take_all(const Target& target, std::atomic<std::uint64_t>& served,
+                                           bool helpers_allowed) noexcept;
   // At drain_and_stop(): answers what the ring holds and is handed until a reap brings no
   // request or `deadline` passes (see Stopping above); false when the connection ended.
   Result<bool> drain(const Target& target, std::atomic<std::uint64_t>& served,
