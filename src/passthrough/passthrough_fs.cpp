@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include <fuse_backend/abi/kernel.hpp>
+#include <fuse_backend/detail/status_flags.hpp>
 #include <fuse_backend/detail/syscall.hpp>
 #include <fuse_backend/passthrough/credentials.hpp>
 
@@ -529,10 +530,7 @@ class PassthroughFs::Impl {
                         !fs.config_.seal_size;
     const bool appends = io.file && io.file->host_appends.load(std::memory_order_relaxed);
     if (wanted == appends) return {};
-    auto flags = syscall_result<int>([&] { return ::fcntl(io.fd(), F_GETFL); });
-    if (!flags) return fail(flags.error());
-    const int changed = wanted ? *flags | O_APPEND : *flags & ~O_APPEND;
-    if (auto rc = syscall_void([&] { return ::fcntl(io.fd(), F_SETFL, changed); }); !rc) return rc;
+    if (auto rc = detail::set_status_flag(io.fd(), O_APPEND, wanted); !rc) return rc;
     if (io.file) io.file->host_appends.store(wanted, std::memory_order_relaxed);
     return {};
   }

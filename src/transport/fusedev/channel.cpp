@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <fuse_backend/detail/status_flags.hpp>
 #include <fuse_backend/detail/syscall.hpp>
 
 namespace fuse_backend::transport::fusedev {
@@ -251,8 +252,7 @@ Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bo
 
 bool Channel::stop_waiting() noexcept {
   busy_poll_ = {};
-  auto flags = detail::syscall_result<int>([&] { return ::fcntl(fd_, F_GETFL); });
-  return flags && detail::syscall_void([&] { return ::fcntl(fd_, F_SETFL, *flags | O_NONBLOCK); });
+  return detail::set_status_flag(fd_, O_NONBLOCK, true).has_value();
 }
 
 bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>& idle_since) const noexcept {

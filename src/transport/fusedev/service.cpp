@@ -20,6 +20,7 @@
 #include <string>
 #include <system_error>
 
+#include <fuse_backend/detail/status_flags.hpp>
 #include <fuse_backend/detail/syscall.hpp>
 #include <fuse_backend/detail/thread_name.hpp>
 
@@ -80,14 +81,6 @@ Result<void> install_wake_handler(int signo) noexcept {
   return detail::syscall_void([&] { return ::sigaction(signo, &action, nullptr); });
 }
 
-// Workers block in read(2): clear O_NONBLOCK in case the fd was opened or left non-blocking.
-Result<void> make_blocking(int fd) noexcept {
-  auto flags = detail::syscall_result<int>([&] { return ::fcntl(fd, F_GETFL); });
-  if (!flags) return fail(flags.error());
-  if ((*flags & O_NONBLOCK) == 0) return {};
-  return detail::syscall_void([&] { return ::fcntl(fd, F_SETFL, *flags & ~O_NONBLOCK); });
-}
-
 // How often join() re-sends the wake signal to workers that have not ended: a signal that lands
 // between the worker's flag check and its read(2) is otherwise lost.
 constexpr std::chrono::milliseconds rewake_interval{2};
@@ -133,8 +126,11 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
       auto channel = i == 0 && !polls ? Result<Channel>(Channel(session_fd_, hooks.buffer_size, receive))
                                       : Channel::clone(session_fd_, hooks.buffer_size, receive);
       if (!channel) return fail(channel.error());
+      // Non-polling workers block in read(2): clear O_NONBLOCK in case the fd was opened or left
+      // non-blocking.
       if (!polls) {
-        if (auto blocking = make_blocking(channel->fd()); !blocking) return blocking;
+        auto blocking = detail::set_status_flag(channel->fd(), O_NONBLOCK, false);
+        if (!blocking) return blocking;
       }
       auto worker = std::make_unique<Worker>(std::move(*channel));
       workers.push_back(std::move(worker));
