@@ -44,13 +44,13 @@
 // - READDIR / READDIRPLUS: a host name longer than api::max_entry_name is skipped; one longer
 //   than NAME_MAX is listed by READDIRPLUS without attributes (node id 0).
 // - poll: host regular files and directories are always ready; answers the requested events.
-// - Inode file handles (Config::inode_file_handles): inodes other than the root (with
-//   `automatic`, those added beyond Config::inode_fd_budget) keep a host file handle and no fd; each request that needs an inode's O_PATH fd reopens it with
-//   open_by_handle_at (shared by concurrent requests, closed after the last one), before any
-//   credential switch. A request for an inode deleted on the host then answers ESTALE. Open
-//   files keep their own fd as always. Security is unchanged: names are still resolved with
-//   openat(parent fd, name, O_NOFOLLOW), a handle is only ever taken from such an fd, and only
-//   for objects already inside the source.
+// - Inode file handles (Config::inode_file_handles): inodes other than the root (with `automatic`,
+//   those added beyond Config::inode_fd_budget) keep a host file handle and no fd; each request that
+//   needs an inode's O_PATH fd reopens it with open_by_handle_at (shared by concurrent requests,
+//   closed after the last one), before any credential switch. A request for an inode deleted on the
+//   host then answers ESTALE. Open files keep their own fd as always. Security is unchanged: names
+//   are still resolved with openat(parent fd, name, O_NOFOLLOW), a handle is only ever taken from
+//   such an fd, and only for objects already inside the source.
 // - Data moves through api::ZeroCopyReader/Writer straight between the host fd and the transport.
 //   read, write, getattr and lookups of known inodes allocate nothing.
 //

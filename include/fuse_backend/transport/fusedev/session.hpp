@@ -67,9 +67,9 @@ class Session {
   // the filesystem only as WRITE requests, and whatever is still dirty when the connection ends
   // is lost. syncfs may return once those WRITEs are queued, not answered (Linux 6.18 does not
   // wait for the writeback cache's, and here lost mmap stores under load too), so a daemon
-  // stopping on a signal calls this while its Service
-  // still serves (from another thread: it costs an OPENDIR, a STATFS and a RELEASEDIR) and then
-  // Service::drain_and_stop(), which answers them. A no-op once the mount is gone.
+  // stopping on a signal calls this while its Service still serves (from another thread: it
+  // costs an OPENDIR, a STATFS and a RELEASEDIR) and then Service::drain_and_stop(), which
+  // answers them. A no-op once the mount is gone.
   Result<void> sync() const noexcept;
 
   // Unmounts (umount2, MNT_DETACH when `lazy`; `fusermount3 -u [-z]` when unprivileged).
