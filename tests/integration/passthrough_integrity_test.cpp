@@ -142,20 +142,18 @@ class PassthroughIntegrity : public PassthroughMount, public ::testing::WithPara
   static void SetUpTestSuite() { ASSERT_EQ(fuse_backend::testing::enable_fuse_io_uring(), ""); }
   PassthroughIntegrity() { io_uring_ = GetParam() == Mode::io_uring; }
   void TearDown() override {
-    if (mount_) stop();  // before counter_ goes
+    if (mount_) stop();  // this mode's checks of what the daemon served
   }
 
-  // The fixture's start() and stop() in this test's mode, counting the daemon's requests.
+  // The fixture's start() and stop() in this test's mode.
   void start(Config config = uncached(), unsigned threads = 2) {
     config.passthrough_backing = GetParam() == Mode::backing_files;
-    transport::fusedev::ServiceOptions options;
-    options.server.observer = &counter_;
-    PassthroughMount::start(std::move(config), threads, options);
+    PassthroughMount::start(std::move(config), threads);
   }
   // Unmounts once the mode's path is seen to have carried the data: a kernel or transport that
   // cannot serve it would otherwise fall back to plain /dev/fuse I/O unnoticed.
   void stop() {
-    const std::uint64_t data_requests = counter_[abi::opcode::read] + counter_[abi::opcode::write];
+    const std::uint64_t data_requests = requests_[abi::opcode::read] + requests_[abi::opcode::write];
     if (GetParam() == Mode::backing_files) {
       EXPECT_EQ(data_requests, 0u);
     } else {
@@ -166,8 +164,6 @@ class PassthroughIntegrity : public PassthroughMount, public ::testing::WithPara
     }
     PassthroughMount::stop();
   }
-
-  OpcodeCounter counter_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, PassthroughIntegrity,

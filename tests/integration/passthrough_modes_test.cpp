@@ -1,6 +1,6 @@
 // PassthroughFs's Config modes through a real mount: FUSE passthrough backing files (the
 // daemon must see no READ/WRITE), writeback cache, cache=never with mmap, killpriv_v2 and
-// no_open. An OpcodeCounter counts the requests the daemon really receives. Needs root,
+// no_open. The fixture counts the requests the daemon really receives. Needs root,
 // /dev/fuse and (for backing files) Linux >= 6.9.
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/mman.h>
@@ -16,11 +16,6 @@ namespace {
 
 class PassthroughModes : public PassthroughMount {
  protected:
-  void start_counted(Config config) {
-    transport::fusedev::ServiceOptions options;
-    options.server.observer = &counter_;
-    start(std::move(config), 2, options);
-  }
   // cache=auto (PageCacheVersion) with attribute timeouts of a minute: the kernel itself would
   // not look at the host file again within a test, so what it reads follows the daemon's open
   // decisions.
@@ -52,7 +47,6 @@ class PassthroughModes : public PassthroughMount {
     }
     EXPECT_EQ(read_file(host("log")), "01XY456789ab!Z");
   }
-  OpcodeCounter counter_;
 };
 
 std::string big_text(std::size_t size) {
@@ -64,7 +58,7 @@ std::string big_text(std::size_t size) {
 TEST_F(PassthroughModes, BackingFilesBypassTheDaemon) {
   Config config = uncached();
   config.passthrough_backing = true;
-  start_counted(config);
+  start(config);
   const std::string data = big_text(3 << 20);
   write_file(path("f"), data);
   EXPECT_EQ(read_file(path("f")), data);
@@ -78,26 +72,26 @@ TEST_F(PassthroughModes, BackingFilesBypassTheDaemon) {
     ::munmap(map, data.size());
   }
   EXPECT_EQ(read_file(host("f"))[0], 'z');
-  EXPECT_GE(counter_[abi::opcode::open] + counter_[abi::opcode::create], 3u);
-  EXPECT_EQ(counter_[abi::opcode::read], 0u);
-  EXPECT_EQ(counter_[abi::opcode::write], 0u);
+  EXPECT_GE(requests_[abi::opcode::open] + requests_[abi::opcode::create], 3u);
+  EXPECT_EQ(requests_[abi::opcode::read], 0u);
+  EXPECT_EQ(requests_[abi::opcode::write], 0u);
   // Every backing file was handed back at RELEASE: the daemon holds no handle.
   for (int i = 0; i < 500 && fs_->handle_count() != 0; ++i) ::usleep(10'000);  // RELEASE is asynchronous
   EXPECT_EQ(fs_->handle_count(), 0u);
 }
 
 TEST_F(PassthroughModes, WithoutBackingFilesTheDaemonServesData) {
-  start_counted(uncached());
+  start(uncached());
   write_file(path("f"), big_text(1 << 20));
   EXPECT_EQ(read_file(path("f")).size(), 1u << 20);
-  EXPECT_GT(counter_[abi::opcode::write], 0u);
-  EXPECT_GT(counter_[abi::opcode::read], 0u);
+  EXPECT_GT(requests_[abi::opcode::write], 0u);
+  EXPECT_GT(requests_[abi::opcode::read], 0u);
 }
 
 TEST_F(PassthroughModes, WritebackCacheWithWriteOnlyOpens) {
   Config config = uncached();
   config.writeback = true;
-  start_counted(config);
+  start(config);
   write_file(host("f"), "0123456789");
   {
     UniqueFd fd = open_file(path("f"), O_WRONLY);
@@ -115,44 +109,44 @@ TEST_F(PassthroughModes, WritebackCacheWithWriteOnlyOpens) {
 }
 
 TEST_F(PassthroughModes, AppendFollowsFcntl) {
-  start_counted(auto_cache());
+  start(auto_cache());
   expect_append_follows_fcntl();
 }
 
 TEST_F(PassthroughModes, AppendFollowsFcntlUnderTheWritebackCache) {
   Config config = auto_cache();
   config.writeback = true;
-  start_counted(config);
+  start(config);
   expect_append_follows_fcntl();
 }
 
 TEST_F(PassthroughModes, AppendFollowsFcntlWithoutOpen) {
   Config config = uncached();
   config.no_open = true;
-  start_counted(config);
+  start(config);
   expect_append_follows_fcntl();
 }
 
 TEST_F(PassthroughModes, AutoCacheKeepsAnUnchangedFileAndDropsAChangedOne) {
-  start_counted(auto_cache());
+  start(auto_cache());
   const std::string data = big_text(256 << 10);
   write_file(host("f"), data);
   // An mtime an hour back, so that the host's change below moves it whatever its clock's grain.
   const struct timespec hour_ago[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, host("f").c_str(), hour_ago, 0), 0);
   EXPECT_EQ(read_file(path("f")), data);
-  const std::uint64_t reads = counter_[abi::opcode::read];
+  const std::uint64_t reads = requests_[abi::opcode::read];
   EXPECT_GT(reads, 0u);
   // Reopened unchanged: served from the kernel's page cache.
   EXPECT_EQ(read_file(path("f")), data);
-  EXPECT_EQ(counter_[abi::opcode::read], reads);
+  EXPECT_EQ(requests_[abi::opcode::read], reads);
   // Changed on the host, same size: the next open drops the cache.
   {
     UniqueFd fd = open_file(host("f"), O_WRONLY);
     ASSERT_EQ(::pwrite(fd.get(), "changed", 7, 0), 7);
   }
   EXPECT_EQ(read_file(path("f")).substr(0, 8), "changed" + data.substr(7, 1));
-  EXPECT_GT(counter_[abi::opcode::read], reads);
+  EXPECT_GT(requests_[abi::opcode::read], reads);
 }
 
 TEST_F(PassthroughModes, AutoCacheKeepsWhatTheMountWrote) {
@@ -216,7 +210,7 @@ TEST_F(PassthroughModes, NoOpenServesFilesWithoutOpenRequests) {
   Config config = uncached();
   config.no_open = true;
   config.no_opendir = true;
-  start_counted(config);
+  start(config);
   write_file(host("f"), "no open needed");
   for (int i = 0; i < 3; ++i) EXPECT_EQ(read_file(path("f")), "no open needed");
   write_file(path("f"), "written");
@@ -226,8 +220,8 @@ TEST_F(PassthroughModes, NoOpenServesFilesWithoutOpenRequests) {
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(path())) ++entries;
   EXPECT_EQ(entries, 1);
   // The kernel stops sending OPEN after the first ENOSYS.
-  EXPECT_LE(counter_[abi::opcode::open], 1u);
-  EXPECT_LE(counter_[abi::opcode::opendir], 1u);
+  EXPECT_LE(requests_[abi::opcode::open], 1u);
+  EXPECT_LE(requests_[abi::opcode::opendir], 1u);
   EXPECT_EQ(fs_->handle_count(), 0u);
 }
 

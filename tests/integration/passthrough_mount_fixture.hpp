@@ -1,8 +1,8 @@
 // Fixture for real-mount PassthroughFs tests: a temporary source directory served on a fresh
 // mountpoint by an in-process fusedev Service (allow_other, so other uids may use it, and no
-// default_permissions, so every permission decision is the daemon's), plus helpers to run a
-// body in a child process with other filesystem ids and to count the requests the daemon
-// receives. Needs root and /dev/fuse.
+// default_permissions, so every permission decision is the daemon's), counting the requests the
+// daemon receives, plus a helper to run a body in a child process with other filesystem ids.
+// Needs root and /dev/fuse.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -72,6 +72,7 @@ class PassthroughMount : public ::testing::Test {
 
   void start(Config config = uncached(), unsigned threads = 2,
              transport::fusedev::ServiceOptions options = {}) {
+    if (options.server.observer == nullptr) options.server.observer = &requests_;
     config.source = source_.str();
     auto created = PassthroughFs::create(std::move(config));
     ASSERT_TRUE(created) << std::make_error_code(created.error()).message();
@@ -113,6 +114,7 @@ class PassthroughMount : public ::testing::Test {
 
   // Serve through FUSE-over-io_uring (set by transport-parameterised suites).
   bool io_uring_ = false;
+  OpcodeCounter requests_;  // what the daemon received; declared before mount_, which it outlives
   TempDir source_{"passthrough_source"};
   std::unique_ptr<PassthroughFs> fs_;
   std::optional<ServedMount<PassthroughFs>> mount_;  // destroyed before fs_

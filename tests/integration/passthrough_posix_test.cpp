@@ -5,6 +5,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <dirent.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/statvfs.h>
@@ -554,6 +555,23 @@ TEST_P(PassthroughPosix, InodeFlagsIoctl) {
   int host_flags = 0;
   ASSERT_EQ(::ioctl(direct.get(), FS_IOC_GETFLAGS, &host_flags), 0);
   EXPECT_NE(host_flags & FS_NOATIME_FL, 0);
+}
+
+// poll(2) reaches the daemon (FUSE_POLL), which polls the host file: a regular file is ready for
+// what was asked. A daemon without poll would answer ENOSYS once, after which the kernel stops
+// asking and reports every file ready itself, so the second poll shows the daemon answered.
+TEST_P(PassthroughPosix, PollAsksTheDaemon) {
+  start();
+  write_file(path("f"), "data");
+  UniqueFd fd = open_file(path("f"), O_RDWR);
+  ASSERT_TRUE(fd.valid()) << errno_text();
+  struct pollfd both {fd.get(), POLLIN | POLLOUT, 0};
+  ASSERT_EQ(::poll(&both, 1, 1000), 1) << errno_text();
+  EXPECT_EQ(both.revents, POLLIN | POLLOUT);
+  struct pollfd in {fd.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&in, 1, 1000), 1) << errno_text();
+  EXPECT_EQ(in.revents, POLLIN);
+  EXPECT_EQ(requests_[abi::opcode::poll], 2u);
 }
 
 // Once, over /dev/fuse: the kernel sends FORGETs there also when serving over io_uring, and a
