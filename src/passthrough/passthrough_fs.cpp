@@ -28,7 +28,6 @@
 #include <fmt/format.h>
 
 #include <fuse_backend/abi/kernel.hpp>
-#include <fuse_backend/detail/status_flags.hpp>
 #include <fuse_backend/detail/syscall.hpp>
 #include <fuse_backend/passthrough/credentials.hpp>
 
@@ -139,19 +138,18 @@ struct stat to_stat(const struct statx& stx) noexcept {
 
 // The host flags for the kernel's open flags: never create, never follow (the inode is reopened
 // through /proc, whose magic link must be followed exactly once), never bypass the host page
-// cache with O_DIRECT (the transport's buffers are not aligned for it), always close-on-exec.
-// Under seal_size the host never appends nor truncates by itself: a host O_APPEND write would
-// land past the sealed end whatever offset the kernel sent (the kernel supplies the offsets,
-// which check_seal checks), and O_TRUNC is decided by open_inode.
+// cache with O_DIRECT (the transport's buffers are not aligned for it), never append, always
+// close-on-exec. Each WRITE carries the FUSE file's flags as they are then, and one that says
+// O_APPEND appends by itself (WriteAt::end); an O_APPEND host fd would append every write, also
+// those of a caller that cleared the flag since, and refuse copy_file_range into it. (A backing
+// file is the kernel's own open of the host file, with the FUSE open's flags.) Under seal_size
+// O_TRUNC is decided by open_inode.
 int host_open_flags(std::uint32_t kernel_flags, bool writeback, bool seal_size) noexcept {
   int flags = static_cast<int>(kernel_flags) &
-              ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_PATH | __O_TMPFILE);
-  if (writeback) {
-    // The kernel reads pages back to fill partial writes and appends itself.
-    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
-    flags &= ~O_APPEND;
-  }
-  if (seal_size) flags &= ~(O_APPEND | O_TRUNC);
+              ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT | O_PATH | __O_TMPFILE | O_APPEND);
+  // The writeback cache reads pages back to fill partial writes.
+  if (writeback && (flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  if (seal_size) flags &= ~O_TRUNC;
   return flags | O_CLOEXEC;
 }
 
@@ -516,23 +514,6 @@ class PassthroughFs::Impl {
     io.pinned = std::move(*inode);
     io.temporary = std::move(*fd);
     return io;
-  }
-
-  // Where a host write lands follows the host fd's O_APPEND (pwrite on an O_APPEND fd appends
-  // whatever its offset). The kernel sends a file's current flags with every WRITE, so a
-  // fcntl(F_SETFL) on the mount that set or cleared O_APPEND since the open reaches the host fd
-  // here, before the write (as the crate does). Not under the writeback cache (the kernel
-  // appends itself and sends the final offsets) nor seal_size (the host never appends). Writes
-  // racing with the caller's own fcntl may land in either mode, as they could natively.
-  static Result<void> follow_append(const PassthroughFs& fs, const IoFile& io,
-                                    std::uint32_t kernel_flags) noexcept {
-    const bool wanted = (kernel_flags & O_APPEND) != 0 && !fs.writeback_.load(std::memory_order_relaxed) &&
-                        !fs.config_.seal_size;
-    const bool appends = io.file && io.file->host_appends.load(std::memory_order_relaxed);
-    if (wanted == appends) return {};
-    if (auto rc = detail::set_status_flag(io.fd(), O_APPEND, wanted); !rc) return rc;
-    if (io.file) io.file->host_appends.store(wanted, std::memory_order_relaxed);
-    return {};
   }
 
   // seal_size: nothing may move a file's end, neither past `end` nor (`shrink`) below it.
@@ -1100,7 +1081,12 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
   auto io = Impl::io_file(*this, ctx, inode, handle, O_WRONLY);
   if (!io) return fail(io.error());
   if (auto rc = Impl::check_seal(*this, io->fd(), offset + size); !rc) return fail(rc.error());
-  if (auto rc = Impl::follow_append(*this, *io, flags); !rc) return fail(rc.error());
+  // The caller's O_APPEND as it is now (a fcntl(F_SETFL) since the open shows), for this write
+  // alone. Not under the writeback cache (the kernel appends itself and sends the final offsets)
+  // nor seal_size (the offsets are checked, then used).
+  const bool appends = (flags & O_APPEND) != 0 && !writeback_.load(std::memory_order_relaxed) &&
+                       !config_.seal_size;
+  const api::WriteAt at = appends ? api::WriteAt::end : api::WriteAt::offset;
   std::optional<ScopedNoFsetid> no_fsetid;
   if ((write_flags & abi::write_flags::kill_suidgid) != 0 &&
       killpriv_v2_.load(std::memory_order_relaxed)) {
@@ -1114,7 +1100,7 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
   std::size_t done = 0;
   Result<std::size_t> last = 0;
   while (done < size) {
-    last = in.read_to(io->fd(), size - done, offset + done);
+    last = in.read_to(io->fd(), size - done, offset + done, at);
     if (!last || *last == 0) break;
     done += *last;
   }

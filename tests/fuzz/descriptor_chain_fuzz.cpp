@@ -65,7 +65,9 @@ void serve(virtio::Virtqueue& queue, State& state, std::uint16_t head) {
     (void)reader.skip(header.nodeid & 0x3f);
     std::array<std::byte, 100> copy;
     (void)reader.read(std::span(copy).first(std::min<std::size_t>(header.uid % 101, copy.size())));
-    (void)reader.read_to(state.sink, header.gid & 0xffff, 0);
+    (void)reader.read_to(state.sink, header.gid & 0xffff, 0,
+                         (header.uid & 1) != 0 ? fuse_backend::api::WriteAt::end
+                                               : fuse_backend::api::WriteAt::offset);
     (void)reader.read_bytes(reader.remaining());
     // A reply whose size depends on the request.
     const std::array<std::byte, 64> payload{};

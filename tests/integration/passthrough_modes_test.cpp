@@ -26,26 +26,31 @@ class PassthroughModes : public PassthroughMount {
     return config;
   }
   // fcntl(F_SETFL) on the mount sets and clears O_APPEND as on a native file: the kernel
-  // reports it with each WRITE, and where the writes land follows it.
+  // reports it with each WRITE, and where the writes land follows it; a file that no longer
+  // appends takes copy_file_range (which refuses an O_APPEND target).
   void expect_append_follows_fcntl() {
     write_file(host("log"), "0123456789");
+    write_file(host("cd"), "cd");
     {
       UniqueFd fd = open_file(path("log"), O_WRONLY | O_APPEND);
       ASSERT_TRUE(fd.valid()) << errno_text();
       ASSERT_EQ(::write(fd.get(), "ab", 2), 2);
       ASSERT_EQ(::fcntl(fd.get(), F_SETFL, 0), 0) << errno_text();
+      UniqueFd source = open_file(path("cd"), O_RDONLY);
+      loff_t from = 0, to = 4;
+      ASSERT_EQ(::copy_file_range(source.get(), &from, fd.get(), &to, 2, 0), 2) << errno_text();
       ASSERT_EQ(::pwrite(fd.get(), "XY", 2, 2), 2) << errno_text();
       ASSERT_EQ(::fcntl(fd.get(), F_SETFL, O_APPEND), 0) << errno_text();
       ASSERT_EQ(::pwrite(fd.get(), "!", 1, 0), 1);  // Linux appends whatever the offset
     }
-    EXPECT_EQ(read_file(host("log")), "01XY456789ab!");
+    EXPECT_EQ(read_file(host("log")), "01XYcd6789ab!");
     {
       UniqueFd fd = open_file(path("log"), O_WRONLY);
       ASSERT_TRUE(fd.valid()) << errno_text();
       ASSERT_EQ(::fcntl(fd.get(), F_SETFL, O_APPEND), 0) << errno_text();
       ASSERT_EQ(::write(fd.get(), "Z", 1), 1);
     }
-    EXPECT_EQ(read_file(host("log")), "01XY456789ab!Z");
+    EXPECT_EQ(read_file(host("log")), "01XYcd6789ab!Z");
   }
 };
 

@@ -40,10 +40,12 @@ class MemoryReader final : public api::ZeroCopyReader {
   bool may_block() const noexcept { return may_block_; }
   void set_may_block(bool may_block) noexcept { may_block_ = may_block; }
 
-  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override {
+  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset,
+                              api::WriteAt at) noexcept override {
     count = std::min(count, bytes_.size());
+    const iovec data{const_cast<std::byte*>(bytes_.data()), count};
     auto written = detail::syscall_result<std::size_t>(
-        [&] { return ::pwrite(fd, bytes_.data(), count, static_cast<off_t>(offset)); });
+        [&] { return ::pwritev2(fd, &data, 1, static_cast<off_t>(offset), api::pwritev2_flags(at)); });
     if (written) bytes_ = bytes_.subspan(*written);
     return written;
   }

@@ -9,6 +9,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -17,14 +19,25 @@
 
 namespace fuse_backend::api {
 
+// Where ZeroCopyReader::read_to() puts the bytes in the file.
+enum class WriteAt : std::uint8_t {
+  offset,  // at the offset given (pwrite)
+  end,     // at the file's end whatever the offset, as O_APPEND would, but for this one write
+};
+
+// The pwritev2(2) flags for `at`. RWF_APPEND (Linux 4.16) appends without setting O_APPEND on
+// the fd, which other requests on the same open file write through at their own offsets.
+constexpr int pwritev2_flags(WriteAt at) noexcept { return at == WriteAt::end ? RWF_APPEND : 0; }
+
 // Data the request carries (WRITE payload, NOTIFY_REPLY data).
 class ZeroCopyReader {
  public:
   // Bytes of request data not consumed yet.
   virtual std::size_t remaining() const noexcept = 0;
-  // Writes up to `count` bytes of request data to `fd` at `offset` (one pwritev); consumes what
-  // was written. Returns the number of bytes written (0 when nothing remains).
-  virtual Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept = 0;
+  // Writes up to `count` bytes of request data to `fd` at `offset`, or at its end (one pwritev2);
+  // consumes what was written. Returns the number of bytes written (0 when nothing remains).
+  virtual Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset,
+                                      WriteAt at) noexcept = 0;
   // Copies up to out.size() bytes into memory; consumes them. Returns bytes copied.
   virtual std::size_t read(std::span<std::byte> out) noexcept = 0;
 

@@ -87,7 +87,7 @@ struct Config {
   bool killpriv_v2 = false;
   // Refuse (EPERM) every change of a file's size: writes past the end, truncate (SETATTR to
   // another size, OPEN/CREATE with O_TRUNC of a non-empty file), size-changing fallocate. Host
-  // files are then never opened O_APPEND (the kernel's offsets are checked and used instead).
+  // files then never append (the kernel's offsets are checked and used, also for O_APPEND).
   // For a directory of fixed-size files (e.g. shared memory) a client must not grow.
   bool seal_size = false;
   // READDIRPLUS (entries with attributes, each taking a lookup reference).

@@ -14,9 +14,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
 
-#include <fcntl.h>
-
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,7 +33,7 @@ class OpenFile {
  public:
   // `flags` are the host open(2) flags actually used for `fd`.
   OpenFile(std::shared_ptr<Inode> inode, detail::UniqueFd fd, int flags) noexcept
-      : host_appends((flags & O_APPEND) != 0), inode_(std::move(inode)), fd_(std::move(fd)), flags_(flags) {}
+      : inode_(std::move(inode)), fd_(std::move(fd)), flags_(flags) {}
 
   int fd() const noexcept { return fd_.get(); }
   int flags() const noexcept { return flags_; }
@@ -46,10 +43,6 @@ class OpenFile {
   // Set once at open when this open uses the inode's passthrough backing file (then RELEASE
   // drops one Inode::backing_users).
   bool uses_backing = false;
-
-  // Whether the host fd has O_APPEND now: the open's host flags at first, then whatever the
-  // FUSE file's flags were at its latest WRITE (the kernel reports a fcntl(F_SETFL) there).
-  std::atomic<bool> host_appends;
 
   // Directories only: the listing, created at OPENDIR. READDIRs of one handle are serialised
   // by dir_mutex.

@@ -51,26 +51,30 @@ bool large_write(const std::byte* request, std::size_t size) noexcept {
 
 }  // namespace
 
-Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t offset) noexcept {
+Result<std::size_t> Reader::read_to(int fd, std::size_t count, std::uint64_t offset,
+                                    api::WriteAt at) noexcept {
   if (data_.empty() && piped_left_ != 0 && count != 0) {
-    auto at = static_cast<loff_t>(offset);
-    auto moved = detail::syscall_result<std::size_t>([&] {
-      return ::splice(piped_->fd, nullptr, fd, &at, std::min(count, piped_left_), SPLICE_F_NONBLOCK);
-    });
-    if (moved) {
-      consume_piped(*moved);
-      return moved;
+    if (at == api::WriteAt::offset) {
+      auto target = static_cast<loff_t>(offset);
+      auto moved = detail::syscall_result<std::size_t>([&] {
+        return ::splice(piped_->fd, nullptr, fd, &target, std::min(count, piped_left_), SPLICE_F_NONBLOCK);
+      });
+      if (moved) {
+        consume_piped(*moved);
+        return moved;
+      }
+      if (moved.error() != std::errc::invalid_argument) return moved;
     }
-    if (moved.error() != std::errc::invalid_argument) return moved;
-    // The target takes no splice (O_APPEND, or no splice support): copy into the request
-    // buffer and write from there.
+    // An append, or a target that takes no splice (one opened O_APPEND, or a filesystem without
+    // splice support): copy into the request buffer and write from there.
     const std::size_t n = read_piped(spare_.data(), std::min({count, piped_left_, spare_.size()}));
     data_ = std::span<const std::byte>(spare_.data(), n);
   }
   const std::size_t n = std::min(count, data_.size());
   if (n == 0) return std::size_t{0};
+  const iovec bytes{const_cast<std::byte*>(data_.data()), n};
   auto written = detail::syscall_result<std::size_t>(
-      [&] { return ::pwrite(fd, data_.data(), n, static_cast<off_t>(offset)); });
+      [&] { return ::pwritev2(fd, &bytes, 1, static_cast<off_t>(offset), api::pwritev2_flags(at)); });
   if (written) data_ = data_.subspan(*written);
   return written;
 }

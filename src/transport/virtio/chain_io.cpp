@@ -95,13 +95,15 @@ bool ChainReader::skip(std::size_t count) noexcept {
   return true;
 }
 
-Result<std::size_t> ChainReader::read_to(int fd, std::size_t count, std::uint64_t offset) noexcept {
+Result<std::size_t> ChainReader::read_to(int fd, std::size_t count, std::uint64_t offset,
+                                         api::WriteAt at) noexcept {
   count = std::min(count, remaining_);
   if (count == 0) return std::size_t{0};
   std::array<iovec, max_iov> iov;
   const std::size_t used = cursor_.gather(iov, count);
   auto written = detail::syscall_result<std::size_t>([&] {
-    return ::pwritev(fd, iov.data(), static_cast<int>(used), static_cast<off_t>(offset));
+    return ::pwritev2(fd, iov.data(), static_cast<int>(used), static_cast<off_t>(offset),
+                      api::pwritev2_flags(at));
   });
   if (written) {
     cursor_.advance(*written);

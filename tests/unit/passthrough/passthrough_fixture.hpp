@@ -34,9 +34,11 @@ class MemoryReader final : public api::ZeroCopyReader {
  public:
   explicit MemoryReader(std::string data) : data_(std::move(data)) {}
   std::size_t remaining() const noexcept override { return data_.size() - consumed_; }
-  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override {
+  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset,
+                              api::WriteAt at) noexcept override {
     count = std::min(count, remaining());
-    const ssize_t n = ::pwrite(fd, data_.data() + consumed_, count, static_cast<off_t>(offset));
+    const iovec data{data_.data() + consumed_, count};
+    const ssize_t n = ::pwritev2(fd, &data, 1, static_cast<off_t>(offset), api::pwritev2_flags(at));
     if (n < 0) return fail_errno();
     consumed_ += static_cast<std::size_t>(n);
     return static_cast<std::size_t>(n);

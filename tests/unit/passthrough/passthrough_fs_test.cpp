@@ -456,6 +456,32 @@ TEST_F(PassthroughTest, WritesFollowTheAppendFlagTheyCarry) {
   EXPECT_EQ(read_file(source_ / "f"), "aXcde");
 }
 
+// The kernel sends an open file's O_APPEND and positioned writes at once when a caller has
+// writes in flight (aio, threads) across its own fcntl(F_SETFL): each lands where its own flags
+// say, as natively, however the two interleave on the one host fd they share.
+TEST_F(PassthroughTest, AppendingAndPositionedWritesAtOnceEachLandWhereTheySay) {
+  write_file(source_ / "f", "P");
+  auto& fs = make();
+  const auto f = lookup(root_inode, "f");
+  auto opened = fs.open(ctx_, f, O_RDWR, 0);
+  ASSERT_TRUE(opened);
+  constexpr int writes = 10000;
+  std::thread appender([&] {
+    for (int i = 0; i < writes; ++i) {
+      MemoryReader appended("A");
+      if (!fs.write(ctx_, f, opened->handle, appended, 1, 0, 0, O_RDWR | O_APPEND)) return;
+    }
+  });
+  for (int i = 0; i < writes; ++i) {
+    MemoryReader placed("P");
+    ASSERT_TRUE(fs.write(ctx_, f, opened->handle, placed, 1, 0, 0, O_RDWR));
+  }
+  appender.join();
+  const std::string landed = read_file(source_ / "f");
+  EXPECT_EQ(landed.size(), writes + 1u) << "positioned writes were appended";
+  EXPECT_EQ(std::count(landed.begin(), landed.end(), 'A'), writes) << "appends landed at offset 0";
+}
+
 TEST_F(PassthroughTest, StatfsStatxAccessSyncfs) {
   write_file(source_ / "f", "12");
   ::chmod((source_ / "f").c_str(), 0600);

@@ -36,6 +36,7 @@ namespace {
 
 using fuse_backend::detail::UniqueFd;
 namespace abi = fuse_backend::abi;
+namespace api = fuse_backend::api;
 namespace fusedev = fuse_backend::transport::fusedev;
 
 std::span<const std::byte> bytes_of(std::string_view text) { return std::as_bytes(std::span(text)); }
@@ -90,22 +91,35 @@ TEST(FusedevReader, ReadToWritesRequestDataIntoAnFd) {
   fuse_backend::testing::TempDir dir("fusedev_reader");
   UniqueFd fd = temp_file(dir, "..........");
   fusedev::Reader reader(bytes_of("abcdef"), nullptr);
-  auto written = reader.read_to(fd.get(), 4, 3);
+  auto written = reader.read_to(fd.get(), 4, 3, api::WriteAt::offset);
   ASSERT_TRUE(written);
   EXPECT_EQ(*written, 4u);
   EXPECT_EQ(reader.remaining(), 2u);
-  written = reader.read_to(fd.get(), 100, 8);  // only what remains
+  written = reader.read_to(fd.get(), 100, 8, api::WriteAt::offset);  // only what remains
   ASSERT_TRUE(written);
   EXPECT_EQ(*written, 2u);
   std::array<char, 11> back{};
   ASSERT_EQ(::pread(fd.get(), back.data(), 10, 0), 10);
   EXPECT_STREQ(back.data(), "...abcd.ef");
-  EXPECT_EQ(*reader.read_to(fd.get(), 4, 0), 0u) << "nothing left";
+  EXPECT_EQ(*reader.read_to(fd.get(), 4, 0, api::WriteAt::offset), 0u) << "nothing left";
+}
+
+// WriteAt::end appends whatever the offset, as O_APPEND would, on an fd that has no O_APPEND.
+TEST(FusedevReader, ReadToAtTheEndAppends) {
+  fuse_backend::testing::TempDir dir("fusedev_reader");
+  UniqueFd fd = temp_file(dir, "0123");
+  fusedev::Reader reader(bytes_of("abcdef"), nullptr);
+  ASSERT_EQ(*reader.read_to(fd.get(), 2, 0, api::WriteAt::end), 2u);
+  ASSERT_EQ(*reader.read_to(fd.get(), 2, 1, api::WriteAt::offset), 2u);
+  ASSERT_EQ(*reader.read_to(fd.get(), 2, 0, api::WriteAt::end), 2u);
+  std::array<char, 11> back{};
+  ASSERT_EQ(::pread(fd.get(), back.data(), 10, 0), 8);
+  EXPECT_STREQ(back.data(), "0cd3abef");
 }
 
 TEST(FusedevReader, ReadToReportsTheFdsError) {
   fusedev::Reader reader(bytes_of("abc"), nullptr);
-  auto written = reader.read_to(-1, 3, 0);
+  auto written = reader.read_to(-1, 3, 0, api::WriteAt::offset);
   ASSERT_FALSE(written);
   EXPECT_EQ(written.error(), std::errc::bad_file_descriptor);
   EXPECT_EQ(reader.remaining(), 3u) << "a failed write consumes nothing";
@@ -354,7 +368,7 @@ TEST_F(SplicingChannel, StreamOfLargeWritesIsSplicedAndOtherRequestsComeWhole) {
   EXPECT_TRUE(reader.read_bytes(1).empty()) << "the payload is in the pipe, not the buffer";
   std::size_t at = 0;
   while (reader.remaining() != 0) {  // several calls, each up to `count`
-    auto moved = reader.read_to(file.get(), 10000 + at, 3 + at);
+    auto moved = reader.read_to(file.get(), 10000 + at, 3 + at, api::WriteAt::offset);
     ASSERT_TRUE(moved) << std::make_error_code(moved.error()).message();
     ASSERT_GT(*moved, 0u);
     at += *moved;
@@ -403,12 +417,29 @@ TEST_F(SplicingChannel, TargetThatRefusesSpliceGetsACopy) {
   ASSERT_TRUE(appending.valid());
   std::size_t done = 0;
   while (reader.remaining() != 0) {
-    auto moved = reader.read_to(appending.get(), reader.remaining(), done);
+    auto moved = reader.read_to(appending.get(), reader.remaining(), done, api::WriteAt::offset);
     ASSERT_TRUE(moved) << std::make_error_code(moved.error()).message();
     ASSERT_GT(*moved, 0u);
     done += *moved;
   }
   EXPECT_EQ(file_contents(), payload);
+}
+
+// A spliced payload that must be appended is copied, since splice(2) would put it at the offset:
+// it lands at the end of the file, whatever the offset given.
+TEST_F(SplicingChannel, AppendedPayloadIsCopiedToTheEnd) {
+  ASSERT_EQ(::pwrite(file.get(), "head", 4, 0), 4);
+  const std::string payload = payload_of(large_payload, 'g');
+  fusedev::Reader reader = spliced_write(payload);
+  std::size_t done = 0;
+  while (reader.remaining() != 0) {
+    auto moved = reader.read_to(file.get(), reader.remaining(), 0, api::WriteAt::end);
+    ASSERT_TRUE(moved) << std::make_error_code(moved.error()).message();
+    ASSERT_GT(*moved, 0u);
+    done += *moved;
+  }
+  EXPECT_EQ(done, payload.size());
+  EXPECT_EQ(file_contents(), "head" + payload);
 }
 
 // A busy-polling channel (non-blocking fd: EAGAIN from splice too) splices as well, and a message

@@ -3,6 +3,7 @@
 // dirty logging, and hostile tables (each rejected with its reason, never a crash).
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -306,15 +307,36 @@ TEST_F(Chains, ReadToWritesGuestBuffersToAFile) {
   ASSERT_EQ(reader.read_bytes(24).size(), 24u);
   auto fd = memfd();
   ASSERT_TRUE(fd);
-  auto written = reader.read_to(fd.get(), 20000, 100);
+  auto written = reader.read_to(fd.get(), 20000, 100, api::WriteAt::offset);
   ASSERT_TRUE(written);
   EXPECT_EQ(*written, data.size());
   EXPECT_EQ(reader.remaining(), 0u);
   std::vector<std::byte> back(data.size());
   ASSERT_EQ(::pread(fd.get(), back.data(), back.size(), 100), static_cast<ssize_t>(back.size()));
   EXPECT_EQ(back, data);
-  EXPECT_EQ(*reader.read_to(fd.get(), 10, 0), 0u) << "nothing left";
-  EXPECT_FALSE(ChainReader(chain_, bounce_).read_to(-1, 10, 0)) << "errors are reported";
+  EXPECT_EQ(*reader.read_to(fd.get(), 10, 0, api::WriteAt::offset), 0u) << "nothing left";
+  EXPECT_FALSE(ChainReader(chain_, bounce_).read_to(-1, 10, 0, api::WriteAt::offset)) << "errors are reported";
+}
+
+// WriteAt::end appends whatever the offset (RWF_APPEND), on an fd without O_APPEND.
+TEST_F(Chains, ReadToAtTheEndAppends) {
+  const auto data = pattern(5000, 3);
+  const std::array cuts{std::size_t{1000}};
+  driver_.post(split(data, cuts, false));
+  ASSERT_EQ(take(), ChainError::none);
+  auto fd = memfd();
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::pwrite(fd.get(), "head", 4, 0), 4);
+  ChainReader reader(chain_, bounce_);
+  auto written = reader.read_to(fd.get(), data.size(), 0, api::WriteAt::end);
+  ASSERT_TRUE(written);
+  EXPECT_EQ(*written, data.size());
+  std::vector<std::byte> back(data.size());
+  ASSERT_EQ(::pread(fd.get(), back.data(), back.size(), 4), static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(back, data);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fd.get(), &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(4 + data.size()));
 }
 
 // --- writer --------------------------------------------------------------------------------

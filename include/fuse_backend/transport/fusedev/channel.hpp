@@ -83,8 +83,8 @@ class Reader final : public api::ZeroCopyReader {
   // `may_block` false: the handler must not wait (an io_uring queue's own thread).
   Reader(std::span<const std::byte> request, api::BackingFiles* backing, bool may_block = true) noexcept
       : data_(request), backing_(backing), may_block_(may_block) {}
-  // `spare` is request buffer the Reader may copy piped bytes into when a target fd cannot take
-  // a splice (O_APPEND, or a filesystem without splice support).
+  // `spare` is request buffer the Reader may copy piped bytes into when they cannot be spliced
+  // on: an append (splice(2) has no RWF_APPEND), or a target that takes no splice.
   Reader(std::span<const std::byte> request, PipedPayload& piped, std::span<std::byte> spare,
          api::BackingFiles* backing) noexcept
       : data_(request), backing_(backing), piped_(&piped), piped_left_(piped.unread), spare_(spare) {}
@@ -109,7 +109,8 @@ class Reader final : public api::ZeroCopyReader {
   api::BackingFiles* backing_files() noexcept { return backing_; }
   bool may_block() const noexcept { return may_block_; }
 
-  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override;
+  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset,
+                              api::WriteAt at) noexcept override;
   std::size_t read(std::span<std::byte> out) noexcept override;
 
  private:

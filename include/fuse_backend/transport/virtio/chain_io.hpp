@@ -92,7 +92,8 @@ class ChainReader final : public api::ZeroCopyReader {
   // FUSE_INTERRUPT): nothing may hold it.
   bool may_block() const noexcept { return false; }
 
-  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset) noexcept override;
+  Result<std::size_t> read_to(int fd, std::size_t count, std::uint64_t offset,
+                              api::WriteAt at) noexcept override;
   std::size_t read(std::span<std::byte> out) noexcept override;
 
  private:
