@@ -11,7 +11,7 @@
 // does not fit the rest starts again at the front (the contract only promises validity until the
 // next call). request_bounce_size holds any non-data request (the Server reads everything after
 // the header at once): a 64 KiB xattr value, two 4 KiB names and the headers. File data does
-// not go through it: WRITE payloads move with read_to() (one pwritev straight from the guest
+// not go through it: WRITE payloads move with read_to() (one pwritev2 straight from the guest
 // buffers) and read() (a copy into the caller's memory).
 //
 // Writer: the first 16 writable bytes are kept for the out_header, which commit() writes once
