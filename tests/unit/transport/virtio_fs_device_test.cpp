@@ -681,6 +681,33 @@ TEST(FsDevicePool, RequestsOfOneQueueRunConcurrentlyAndCompleteOutOfOrder) {
   EXPECT_EQ(parse(guest.send(1, MessageBuilder(opcode::getattr, 1, 4).add(abi::getattr_in{}).build())).error(), 0);
 }
 
+// Chains handed to the pool keep the memory snapshot they were popped under: a newer one may
+// replace it at the queue's next pass (SET_LOG_BASE switches one in without stopping the rings)
+// while they still wait for a pool thread, which then walks and answers them in the old one.
+TEST(FsDevicePool, ChainsKeepTheSnapshotTheyWerePoppedUnder) {
+  GateFs fs;
+  Guest<GateFs> guest(fs, features::event_idx | features::indirect_desc, 1, 0, 1);
+  ASSERT_EQ(parse(guest.send(1, testing::init_request(7, 45, kernel_offer))).error(), 0);
+  const std::uint64_t served = guest.signals.chains(1);
+  VirtioDriver& d = guest.driver(1);
+  post_getattr(d, 10, 100);
+  post_getattr(d, 11, 101);  // waits behind the first: one pool thread
+  auto popped_under = std::make_shared<const GuestMemory>(*d.memory());
+  const std::weak_ptr<const GuestMemory> watched = popped_under;
+  EXPECT_EQ(guest.device().process_queue(1, std::move(popped_under)).chains, 0u);
+  ASSERT_TRUE(fs.wait_inside(1));
+  EXPECT_FALSE(guest.device().process_queue(1, d.memory()).failed);  // a newer snapshot
+  EXPECT_FALSE(watched.expired()) << "the chains in the pool do not hold their snapshot";
+  fs.let_through(10);
+  fs.let_through(11);
+  ASSERT_TRUE(guest.signals.wait_for_chains(1, served + 2));
+  for (int i = 0; i < 2; ++i) {
+    const auto used = d.next_used();
+    ASSERT_TRUE(used);
+    EXPECT_EQ(used->len, sizeof(abi::out_header) + sizeof(abi::attr_out));
+  }
+}
+
 // Many requests through a pool of 4 on two queues: every reply matches its request.
 TEST(FsDevicePool, ManyRequestsOnTwoQueues) {
   testing::MemoryFs fs;

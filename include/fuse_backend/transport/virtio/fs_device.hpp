@@ -165,7 +165,9 @@ class FsDevice final : public VirtioDevice {
     }
     Queue& q = queues_[index];
     if (!q.queue.started()) return run;
-    if (!q.queue.set_memory(std::move(memory))) {
+    // Copied, not moved: each chain handed to the pool holds the snapshot too, since a newer one
+    // may replace the queue's before a pool thread walks it.
+    if (!q.queue.set_memory(memory)) {
       report(index, 0, "the rings are no longer inside guest memory");
       run.failed = true;
       return run;
