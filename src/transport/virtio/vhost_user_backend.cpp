@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,10 +12,13 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include <fuse_backend/detail/status_flags.hpp>
 #include <fuse_backend/detail/syscall.hpp>
 #include <fuse_backend/transport/virtio/vhost_user_channel.hpp>
 
@@ -77,8 +81,17 @@ void default_log(std::string_view line) {
   std::fprintf(stderr, "vhost-user: %.*s\n", static_cast<int>(line.size()), line.data());
 }
 
-Result<void> signal_eventfd(int fd) noexcept {
-  return detail::syscall_void([&] { return ::eventfd_write(fd, 1); });
+// Every fd the back-end signals or waits on (kick, call, err, log) is a non-blocking eventfd
+// (take_eventfd): at its maximum count, which a hostile front-end can leave it at, the write
+// fails with EAGAIN instead of blocking, and the fd is readable anyway, so nothing is lost.
+void signal_eventfd(int fd) noexcept { (void)::eventfd_write(fd, 1); }
+
+// Whether `fd` is an eventfd: the kernel names its anonymous inode so.
+bool is_eventfd(int fd) noexcept {
+  char target[32];
+  const std::string link = fmt::format("/proc/self/fd/{}", fd);
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof target);
+  return n > 0 && std::string_view(target, static_cast<std::size_t>(n)) == "anon_inode:[eventfd]";
 }
 
 }  // namespace
@@ -126,8 +139,8 @@ struct VhostUserBackend::Connection final : QueueSignal {
   void completed(std::size_t index, std::size_t chains, bool notify) noexcept override {
     backend.counters_[index].chains.fetch_add(chains, std::memory_order_relaxed);
     const Ring& ring = rings[index];
-    if (notify && ring.call) (void)signal_eventfd(ring.call.get());
-    if (chains > 0 && log_kick && memory.load()->logging()) (void)signal_eventfd(log_kick.get());
+    if (notify && ring.call) signal_eventfd(ring.call.get());
+    if (chains > 0 && log_kick && memory.load()->logging()) signal_eventfd(log_kick.get());
   }
 
   template <class... Args>
@@ -146,6 +159,18 @@ struct VhostUserBackend::Connection final : QueueSignal {
     return fail(code);
   }
 
+  // The message's fd as a non-blocking eventfd (see signal_eventfd); anything else is refused:
+  // a write to a hostile front-end's pipe or socket would raise SIGPIPE or block, a read of a
+  // blocking fd the front-end drained first would block the ring's thread for good.
+  Result<UniqueFd> take_eventfd(std::string_view role) {
+    UniqueFd fd = message.take_fd();
+    if (!is_eventfd(fd.get()))
+      return reject(std::errc::invalid_argument, fmt::format("the {} fd is not an eventfd", role));
+    if (auto made = detail::set_status_flag(fd.get(), O_NONBLOCK, true); !made)
+      return reject(made.error(), fmt::format("cannot make the {} fd non-blocking", role));
+    return fd;
+  }
+
   bool ring_should_run(const Ring& ring) const noexcept {
     const bool enabled =
         ring.enabled || (acked_features & vu::bit(vu::feature::protocol_features)) == 0;
@@ -156,7 +181,7 @@ struct VhostUserBackend::Connection final : QueueSignal {
   void pause(std::size_t index) noexcept {
     Ring& ring = rings[index];
     if (!ring.running) return;
-    (void)signal_eventfd(ring.stop.get());
+    signal_eventfd(ring.stop.get());
     ring.worker.join();
     ring.stop.reset();
     ring.epoll.reset();
@@ -248,6 +273,8 @@ struct VhostUserBackend::Connection final : QueueSignal {
       auto got = detail::syscall_result<std::size_t>(
           [&] { return ::read(ring.kick.get(), &count, sizeof count); });
       if (got && *got == sizeof count) return true;
+      // The front-end read the kick itself since the wait ended: nothing to do yet.
+      if (!got && got.error() == std::errc::resource_unavailable_try_again) continue;
       log("queue {}: the kick fd cannot be read; the ring waits for reconfiguration", index);
       (void)detail::syscall_void(
           [&] { return ::epoll_ctl(ring.epoll.get(), EPOLL_CTL_DEL, ring.kick.get(), nullptr); });
@@ -264,13 +291,13 @@ struct VhostUserBackend::Connection final : QueueSignal {
       const auto snapshot = memory.load();
       const QueueRun run = backend.device_.process_queue(index, snapshot);
       backend.counters_[index].chains.fetch_add(run.chains, std::memory_order_relaxed);
-      if (run.notify && ring.call) (void)signal_eventfd(ring.call.get());
+      if (run.notify && ring.call) signal_eventfd(ring.call.get());
       if (run.chains > 0 && snapshot->logging() && log_kick)
-        (void)signal_eventfd(log_kick.get());
+        signal_eventfd(log_kick.get());
       if (run.failed) {
         broken = true;
         log("queue {}: the driver's ring is invalid; queue stopped until reconfigured", index);
-        if (ring.err) (void)signal_eventfd(ring.err.get());
+        if (ring.err) signal_eventfd(ring.err.get());
       }
     } while (wait_for_kick(index, ring));
   }
@@ -393,10 +420,13 @@ struct VhostUserBackend::Connection final : QueueSignal {
         return {};
       case vu::Request::set_log_base:
         return set_log_base();
-      case vu::Request::set_log_fd:
+      case vu::Request::set_log_fd: {
+        auto fd = take_eventfd("log");
+        if (!fd) return fail(fd.error());
         pause_all();  // workers use the fd: swap it while they are stopped
-        log_kick = message.take_fd();
+        log_kick = std::move(*fd);
         return resume_all();
+      }
       default:
         return reject(std::errc::function_not_supported,
                       "request not offered by this back-end");
@@ -564,20 +594,30 @@ struct VhostUserBackend::Connection final : QueueSignal {
     if (no_fd != (message.fd_count == 0))
       return reject(std::errc::protocol_error,
                     no_fd ? "an fd attached despite the no-fd bit" : "no fd attached");
+    const vu::Request request = message.request();
+    // Polling rings (no kick fd) are not supported: this back-end sleeps on the kick.
+    if (request == vu::Request::set_vring_kick && no_fd)
+      return reject(std::errc::function_not_supported, "polling mode (no kick fd)");
+    UniqueFd fd;
+    if (!no_fd) {
+      auto taken = take_eventfd(request == vu::Request::set_vring_kick   ? "kick"
+                                : request == vu::Request::set_vring_call ? "call"
+                                                                         : "err");
+      if (!taken) return fail(taken.error());
+      fd = std::move(*taken);
+    }
     Ring& ring = rings[*index];
     pause(*index);
-    switch (message.request()) {
+    switch (request) {
       case vu::Request::set_vring_kick:
-        // Polling rings (no kick fd) are not supported: this back-end sleeps on the kick.
-        if (no_fd) return reject(std::errc::function_not_supported, "polling mode (no kick fd)");
-        ring.kick = message.take_fd();
+        ring.kick = std::move(fd);
         ring.kicked = true;
         break;
       case vu::Request::set_vring_call:
-        ring.call = message.take_fd();
+        ring.call = std::move(fd);
         break;
       default:
-        ring.err = message.take_fd();
+        ring.err = std::move(fd);
         break;
     }
     return resume(*index);
