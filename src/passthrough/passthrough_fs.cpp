@@ -462,6 +462,13 @@ class PassthroughFs::Impl {
         host_flags = (host_flags & ~O_ACCMODE) | (static_cast<int>(flags) & O_ACCMODE);
         opened = reopen(fs, *inode, host_flags);
       }
+      if (!opened && opened.error() == std::errc::operation_not_permitted && (flags & O_APPEND) != 0 &&
+          (host_flags & O_ACCMODE) != O_RDONLY) {
+        // An append-only host file (chattr +a) opens for writing only with O_APPEND. Its writes
+        // then all append, as natively: O_APPEND cannot be cleared on such a file.
+        host_flags |= O_APPEND;
+        opened = reopen(fs, *inode, host_flags);
+      }
       if (!opened) return fail(opened.error());
       fd = std::move(*opened);
     }

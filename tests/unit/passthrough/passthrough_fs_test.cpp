@@ -482,6 +482,34 @@ TEST_F(PassthroughTest, AppendingAndPositionedWritesAtOnceEachLandWhereTheySay) 
   EXPECT_EQ(std::count(landed.begin(), landed.end(), 'A'), writes) << "appends landed at offset 0";
 }
 
+// A host file that is append-only (chattr +a) opens for writing only with O_APPEND, which
+// host opens otherwise never carry: an O_APPEND open is retried with it, and its writes append.
+TEST_F(PassthroughTest, AppendOnlyHostFileOpensForAppending) {
+  write_file(source_ / "log", "ab");
+  const detail::UniqueFd host(::open((source_ / "log").c_str(), O_RDONLY | O_CLOEXEC));
+  int attributes = 0;
+  ASSERT_EQ(::ioctl(host.get(), FS_IOC_GETFLAGS, &attributes), 0) << std::strerror(errno);
+  attributes |= FS_APPEND_FL;
+  ASSERT_EQ(::ioctl(host.get(), FS_IOC_SETFLAGS, &attributes), 0) << "chattr +a: " << std::strerror(errno);
+  struct AppendOnlyUntilTheEnd {  // so that the directory can be removed
+    int fd, attributes;
+    ~AppendOnlyUntilTheEnd() {
+      int cleared = attributes & ~FS_APPEND_FL;
+      (void)::ioctl(fd, FS_IOC_SETFLAGS, &cleared);
+    }
+  } restore{host.get(), attributes};
+  auto& fs = make();
+  const auto f = lookup(root_inode, "log");
+  auto refused = fs.open(ctx_, f, O_WRONLY, 0);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), std::errc::operation_not_permitted);
+  auto opened = fs.open(ctx_, f, O_WRONLY | O_APPEND, 0);
+  ASSERT_TRUE(opened) << std::make_error_code(opened.error()).message();
+  MemoryReader appended("cd");
+  ASSERT_TRUE(fs.write(ctx_, f, opened->handle, appended, 2, 0, 0, O_WRONLY | O_APPEND));
+  EXPECT_EQ(read_file(source_ / "log"), "abcd");
+}
+
 TEST_F(PassthroughTest, StatfsStatxAccessSyncfs) {
   write_file(source_ / "f", "12");
   ::chmod((source_ / "f").c_str(), 0600);
