@@ -95,7 +95,7 @@ Options:
   no_open, no_opendir      tell the kernel it need not send OPEN / OPENDIR
   killpriv_v2              the daemon clears set-uid/set-gid bits on write/truncate/chown
   announce_submounts       host mount points inside SOURCE get their own st_dev
-  seal_size                refuse every change of a file's size
+  seal_size                refuse every change of a file's size (not with passthrough_backing)
   host_ino, no_host_ino    st_ino is the host's inode number (default: stable across restarts,
                            what `ls -i` shows on the host) or the FUSE node id (unique even
                            across host mount points inside SOURCE, but new at every start)
@@ -430,6 +430,10 @@ Problem parse_command_line(int argc, char** argv, Options& options) {
   if (options.fs.writeback && options.fs.passthrough_backing) {
     return "writeback and passthrough_backing cannot be combined (the kernel refuses a writeback "
            "cache over backing files)";
+  }
+  if (options.fs.seal_size && options.fs.passthrough_backing) {
+    return "seal_size and passthrough_backing cannot be combined (the kernel writes backing files "
+           "itself, past any seal)";
   }
   return std::nullopt;
 }

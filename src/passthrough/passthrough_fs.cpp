@@ -645,7 +645,10 @@ PassthroughFs::PassthroughFs(Config config, UniqueFd proc_self_fd, std::shared_p
 PassthroughFs::~PassthroughFs() = default;
 
 Result<std::unique_ptr<PassthroughFs>> PassthroughFs::create(Config config) {
-  if (config.writeback && config.passthrough_backing) return fail(std::errc::invalid_argument);
+  // Backing files are written by the kernel itself: no writeback cache over them (the kernel
+  // refuses it), and no seal_size, whose checks of every WRITE would never run.
+  if (config.passthrough_backing && (config.writeback || config.seal_size))
+    return fail(std::errc::invalid_argument);
   if (config.source.empty()) return fail(std::errc::no_such_file_or_directory);
   auto proc = syscall_result<int>(
       [] { return ::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC); });
@@ -1157,6 +1160,10 @@ Result<void> PassthroughFs::fsync(const api::Context& ctx, InodeId inode, api::H
 Result<void> PassthroughFs::fallocate(const api::Context& ctx, InodeId inode, api::HandleId handle,
                                       std::uint32_t mode, std::uint64_t offset,
                                       std::uint64_t length) {
+  // The modes the kernel's FUSE client sends. Others (collapse, insert range...) move data and
+  // the file's end in ways seal_size and the kernel's cached size do not expect.
+  if ((mode & ~static_cast<std::uint32_t>(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0)
+    return fail(std::errc::operation_not_supported);
   auto io = Impl::io_file(*this, ctx, inode, handle, O_WRONLY);
   if (!io) return fail(io.error());
   if ((mode & FALLOC_FL_KEEP_SIZE) == 0) {
@@ -1173,10 +1180,13 @@ Result<void> PassthroughFs::fallocate(const api::Context& ctx, InodeId inode, ap
 Result<std::uint64_t> PassthroughFs::lseek(const api::Context& ctx, InodeId inode,
                                            api::HandleId handle, std::uint64_t offset,
                                            std::uint32_t whence) {
+  // The kernel asks only SEEK_DATA/SEEK_HOLE of regular files (it seeks by itself otherwise),
+  // and a file's fd position is never used for I/O (pread/pwrite): moving it is harmless. A
+  // directory's is where READDIR goes on, so a seek there is refused.
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return fail(std::errc::invalid_argument);
   auto io = Impl::io_file(*this, ctx, inode, handle, O_RDONLY);
   if (!io) return fail(io.error());
-  // Only SEEK_DATA/SEEK_HOLE reach us; the fd's position is never used for I/O (pread/pwrite),
-  // so moving it is harmless.
+  if (!io->inode().is_regular()) return fail(std::errc::invalid_argument);
   return syscall_result<std::uint64_t>(
       [&] { return ::lseek(io->fd(), static_cast<off_t>(offset), static_cast<int>(whence)); });
 }

@@ -146,7 +146,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"SettingWithoutValue", {"-o", "fsname", "{src}", "{mnt}"}, {"-o fsname needs a value"}},
         BadInput{"DanglingDashO", {"{src}", "{mnt}", "-o"}, {"-o needs a value"}},
         BadInput{"WritebackWithBacking", {"--writeback", "--passthrough-backing", "{src}", "{mnt}"},
-                 {"writeback and passthrough_backing cannot be combined"}}),
+                 {"writeback and passthrough_backing cannot be combined"}},
+        BadInput{"SealedSizeWithBacking", {"-o", "seal_size,passthrough_backing", "{src}", "{mnt}"},
+                 {"seal_size and passthrough_backing cannot be combined"}}),
     [](const ::testing::TestParamInfo<BadInput>& param) { return std::string(param.param.name); });
 
 // A FUSE mount whose server is gone answers ENOTCONN to the daemon's statx: named as such (the

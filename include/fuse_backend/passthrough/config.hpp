@@ -88,7 +88,8 @@ struct Config {
   // Refuse (EPERM) every change of a file's size: writes past the end, truncate (SETATTR to
   // another size, OPEN/CREATE with O_TRUNC of a non-empty file), size-changing fallocate. Host
   // files then never append (the kernel's offsets are checked and used, also for O_APPEND).
-  // For a directory of fixed-size files (e.g. shared memory) a client must not grow.
+  // For a directory of fixed-size files (e.g. shared memory) a client must not grow. Not with
+  // passthrough_backing (the kernel writes backing files itself): create() rejects both with EINVAL.
   bool seal_size = false;
   // READDIRPLUS (entries with attributes, each taking a lookup reference).
   bool readdirplus = true;

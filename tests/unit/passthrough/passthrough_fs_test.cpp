@@ -40,6 +40,11 @@ TEST_F(PassthroughTest, CreateRejectsMissingSourceAndBadCombination) {
   auto bad = PassthroughFs::create(both);
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error(), std::errc::invalid_argument);
+  both.writeback = false;
+  both.seal_size = true;  // the kernel would write backing files past the seal
+  bad = PassthroughFs::create(both);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), std::errc::invalid_argument);
 }
 
 TEST_F(PassthroughTest, LookupCountsReferencesAndForgetDropsThem) {
@@ -572,6 +577,12 @@ TEST_F(PassthroughTest, FallocateLseekAndSparseFiles) {
   auto beyond = fs.lseek(ctx_, inode, handle, far + 100, SEEK_DATA);
   ASSERT_FALSE(beyond);
   EXPECT_EQ(beyond.error(), std::errc::no_such_device_or_address);
+  // The kernel seeks by itself otherwise; only a hostile one sends other seeks, or seeks a
+  // directory (whose fd position is where READDIR goes on).
+  EXPECT_EQ(fs.lseek(ctx_, inode, handle, 0, SEEK_SET).error(), std::errc::invalid_argument);
+  auto dir = fs.opendir(ctx_, root_inode, O_RDONLY);
+  ASSERT_TRUE(dir);
+  EXPECT_EQ(fs.lseek(ctx_, root_inode, dir->handle, 0, SEEK_DATA).error(), std::errc::invalid_argument);
 }
 
 TEST_F(PassthroughTest, CopyFileRange) {
@@ -1010,6 +1021,12 @@ TEST_F(PassthroughTest, SealSizeRefusesGrowingOrShrinking) {
   EXPECT_EQ(fs.setattr(ctx_, f, grow, std::nullopt).error(), std::errc::operation_not_permitted);
   EXPECT_EQ(fs.fallocate(ctx_, f, handle->handle, 0, 0, 100).error(),
             std::errc::operation_not_permitted);
+  // Modes the kernel never sends (only a hostile one would): collapse and insert range move
+  // the end of the file without writing past it.
+  EXPECT_EQ(fs.fallocate(ctx_, f, handle->handle, FALLOC_FL_COLLAPSE_RANGE, 0, 4096).error(),
+            std::errc::operation_not_supported);
+  EXPECT_EQ(fs.fallocate(ctx_, f, handle->handle, FALLOC_FL_INSERT_RANGE, 0, 4096).error(),
+            std::errc::operation_not_supported);
   EXPECT_EQ(read_file(source_ / "f"), "FIXed");
 }
 
