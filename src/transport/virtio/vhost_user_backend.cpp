@@ -3,6 +3,7 @@
 #include <fuse_backend/transport/virtio/vhost_user_backend.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -281,15 +282,19 @@ struct VhostUserBackend::Connection final : QueueSignal {
     }
   }
 
-  // Worker thread of one ring: process, notify, wait for a kick or the stop event. A ring the
+  // Worker thread of one ring: process, notify, wait for a kick or the stop event (after a pass
+  // cut short at a ring's worth of chains, only look for the stop event and go on). A ring the
   // device found broken is not served again until it is reconfigured (kicks are drained).
   void run_ring(std::size_t index) noexcept {
     Ring& ring = rings[index];
     bool broken = false;
+    bool more = false;
     do {
+      more = false;
       if (broken) continue;
       const auto snapshot = memory.load();
       const QueueRun run = backend.device_.process_queue(index, snapshot);
+      more = run.more;
       backend.counters_[index].chains.fetch_add(run.chains, std::memory_order_relaxed);
       if (run.notify && ring.call) signal_eventfd(ring.call.get());
       if (run.chains > 0 && snapshot->logging() && log_kick)
@@ -299,7 +304,13 @@ struct VhostUserBackend::Connection final : QueueSignal {
         log("queue {}: the driver's ring is invalid; queue stopped until reconfigured", index);
         if (ring.err) signal_eventfd(ring.err.get());
       }
-    } while (wait_for_kick(index, ring));
+    } while (more ? !stop_requested(ring) : wait_for_kick(index, ring));
+  }
+
+  // Whether pause() asked the ring's worker to return (the stop event stays set).
+  static bool stop_requested(const Ring& ring) noexcept {
+    pollfd stop{ring.stop.get(), POLLIN, 0};
+    return ::poll(&stop, 1, 0) > 0;
   }
 
   void teardown() noexcept {

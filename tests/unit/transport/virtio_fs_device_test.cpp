@@ -444,6 +444,26 @@ TEST_F(FsDeviceTest, WriteOnlyChainIsReturnedEmptyAndCounted) {
   EXPECT_NE(guest_.log[0].find("header"), std::string::npos) << guest_.log[0];
 }
 
+// A pass ends after a ring's worth of chains, so that a driver refilling the ring as fast as it
+// is served (malformed chains cost the device least) cannot keep its caller from returning; the
+// next pass serves on.
+TEST_F(FsDeviceTest, PassEndsAfterARingsWorthOfChains) {
+  VirtioDriver& d = guest_.driver(1);
+  const std::uint16_t ring = d.options().queue_size;
+  const VirtioDriver::Buffer write_only{d.alloc(64), 64, true};
+  const std::uint16_t head = d.post(std::span(&write_only, 1));
+  for (std::uint16_t i = 1; i < ring; ++i) d.publish(head);  // the same chain, a ring's worth
+  QueueRun run = guest_.device().process_queue(1, d.memory());
+  EXPECT_EQ(run.chains, ring);
+  EXPECT_TRUE(run.more);
+  EXPECT_FALSE(run.failed);
+  d.publish(head);
+  run = guest_.device().process_queue(1, d.memory());
+  EXPECT_EQ(run.chains, 1u);
+  EXPECT_FALSE(run.more);
+  EXPECT_EQ(guest_.device().stats(1).malformed, ring + 1u);
+}
+
 TEST_F(FsDeviceTest, ShortHeaderIsReturnedEmpty) {
   const auto request = MessageBuilder(opcode::getattr, 1).build();
   const Completion completion = guest_.send(1, std::vector(request.begin(), request.begin() + 39));

@@ -47,6 +47,8 @@ struct QueueRun {
                            // chains handed to device threads are reported via QueueSignal
   bool notify = false;     // the driver must be notified (signal the call eventfd)
   bool failed = false;     // the ring is broken (hostile or corrupt); stop serving it
+  bool more = false;       // the pass ended after a ring's worth of chains: call again soon,
+                           // without waiting for a kick (after honouring any stop request)
 };
 
 // How a device reports chains it completed outside process_queue (on its own threads).
@@ -76,8 +78,10 @@ class VirtioDevice {
   virtual Result<void> start_queue(std::size_t index, const VringConfig& config,
                                    std::shared_ptr<const GuestMemory> memory,
                                    QueueSignal& signal) noexcept = 0;
-  // Serves everything available on queue `index` (started), reading guest memory through
-  // `memory`, the current snapshot (the same as at start_queue unless memory changed since).
+  // Serves what is available on queue `index` (started), reading guest memory through `memory`,
+  // the current snapshot (the same as at start_queue unless memory changed since). A pass ends
+  // after at most a ring's worth of chains (QueueRun::more), so that a driver that keeps the
+  // ring full cannot keep the caller from ever returning (to stop the queue, say).
   virtual QueueRun process_queue(std::size_t index,
                                  std::shared_ptr<const GuestMemory> memory) noexcept = 0;
   // Stops serving queue `index` and returns the next avail index it would have served

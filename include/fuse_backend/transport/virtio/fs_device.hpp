@@ -172,7 +172,11 @@ class FsDevice final : public VirtioDevice {
       run.failed = true;
       return run;
     }
-    for (;;) {
+    for (std::uint32_t popped = 0;; ++popped) {
+      if (popped == q.queue.size()) {
+        run.more = true;
+        break;
+      }
       auto head = q.queue.pop();
       if (!head) {
         report(index, 0, "the driver made more buffers available than the queue holds");
