@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <mutex>
 
 #include <fuse_backend/detail/syscall.hpp>
@@ -19,6 +20,14 @@ Result<FileHandle> FileHandle::of(int fd) noexcept {
       [&] { return ::name_to_handle_at(fd, "", handle.get(), &handle.mount_id_, AT_EMPTY_PATH); });
   if (!rc) return fail(rc.error());
   return handle;
+}
+
+bool FileHandle::operator==(const FileHandle& other) const noexcept {
+  const auto* mine = reinterpret_cast<const struct file_handle*>(storage_);
+  const auto* theirs = reinterpret_cast<const struct file_handle*>(other.storage_);
+  return mount_id_ == other.mount_id_ && mine->handle_type == theirs->handle_type &&
+         mine->handle_bytes == theirs->handle_bytes &&
+         std::memcmp(mine->f_handle, theirs->f_handle, mine->handle_bytes) == 0;
 }
 
 Result<void> MountFds::ensure(int mount_id, int fd, mode_t type) {

@@ -16,28 +16,43 @@ std::shared_ptr<Inode> InodeStore::get(api::InodeId id) const noexcept {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
+bool Inode::is_object_of(int fd) const noexcept {
+  if (!handle_) return true;
+  auto handle = FileHandle::of(fd);
+  return handle && *handle == *handle_;
+}
+
+std::shared_ptr<Inode> InodeStore::referenced(Inode& inode) const noexcept {
+  // Forget decrements under the exclusive lock, so this increment cannot race an erase.
+  inode.lookups_.fetch_add(1, std::memory_order_relaxed);
+  if (&inode == root_.get()) return root_;
+  return by_id_.find(static_cast<std::uint64_t>(inode.id()))->second;
+}
+
 std::shared_ptr<Inode> InodeStore::reference(const InodeKey& key) noexcept {
   std::shared_lock lock(mutex_);
   auto it = by_key_.find(key);
-  if (it == by_key_.end()) return nullptr;
-  Inode* inode = it->second;
-  // Forget decrements under the exclusive lock, so this increment cannot race an erase.
-  inode->lookups_.fetch_add(1, std::memory_order_relaxed);
-  if (inode == root_.get()) return root_;
-  return by_id_.find(static_cast<std::uint64_t>(inode->id()))->second;
+  if (it == by_key_.end() || it->second->has_handle()) return nullptr;
+  return referenced(*it->second);
+}
+
+std::shared_ptr<Inode> InodeStore::reference(const InodeKey& key, int object_fd) noexcept {
+  std::shared_lock lock(mutex_);
+  auto it = by_key_.find(key);
+  if (it == by_key_.end() || !it->second->is_object_of(object_fd)) return nullptr;
+  return referenced(*it->second);
 }
 
 std::shared_ptr<Inode> InodeStore::reference_or_insert(const InodeKey& key, detail::UniqueFd fd,
                                                        mode_t type,
                                                        std::unique_ptr<FileHandle> handle) {
-  if (auto known = reference(key)) return known;
+  if (auto known = reference(key, fd.get())) return known;
   std::unique_lock lock(mutex_);
   // Another thread may have inserted the same host object since the shared lookup.
   if (auto it = by_key_.find(key); it != by_key_.end()) {
-    Inode* inode = it->second;
-    inode->lookups_.fetch_add(1, std::memory_order_relaxed);
-    if (inode == root_.get()) return root_;
-    return by_id_.find(static_cast<std::uint64_t>(inode->id()))->second;
+    if (it->second->is_object_of(fd.get())) return referenced(*it->second);
+    // A handle inode whose object is gone: the host gave its inode number to `fd`'s object.
+    by_key_.erase(it);
   }
   const api::InodeId id{next_id_++};
   auto inode = std::make_shared<Inode>(id, std::move(fd), key, type, std::move(handle));
@@ -53,6 +68,9 @@ std::shared_ptr<Inode> InodeStore::reference_or_insert(const InodeKey& key, deta
 }
 
 void InodeStore::reference(Inode& inode) noexcept {
+  // Under the shared lock, so that the increment cannot land between forget's read and write of
+  // the count (done under the exclusive lock).
+  std::shared_lock lock(mutex_);
   inode.lookups_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -66,7 +84,8 @@ void InodeStore::forget(api::InodeId id, std::uint64_t count) noexcept {
   const std::uint64_t left = count >= held ? 0 : held - count;
   inode.lookups_.store(left, std::memory_order_relaxed);
   if (left != 0) return;
-  by_key_.erase(inode.key());
+  // Its key may name a newer inode by now (see reference_or_insert).
+  if (auto key = by_key_.find(inode.key()); key != by_key_.end() && key->second == &inode) by_key_.erase(key);
   // The fd closes when the last request holding this inode lets go of it.
   by_id_.erase(it);
 }

@@ -293,12 +293,8 @@ class PassthroughFs::Impl {
     auto stx = statx_at(parent_fd, name);
     if (!stx) return fail(stx.error());
     if (auto known = fs.inodes_.reference(key_of(*stx))) return make_entry(fs, *known, *stx, parent);
-    // ".." only to a known parent. A Linux client's cached directory pins its parent's entry, so
-    // the parent of a directory it holds is one it looked up (from the root); one never seen
-    // means the host moved this directory, perhaps out of the source, whose parents are not
-    // served. (The kernel sends ".." only for NFS export, which init() declines.)
-    if (std::string_view(name) == "..") return fail(std::errc::no_such_file_or_directory);
 
+    // Unknown, or a handle inode, which is taken only once the name is seen to be its object.
     auto fd = syscall_result<int>(
         [&] { return ::openat(parent_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC); });
     if (!fd) return fail(fd.error());
@@ -306,6 +302,15 @@ class PassthroughFs::Impl {
     // The name may now be another object than the one stat'ed: describe what was opened.
     stx = statx_at(owned.get(), "");
     if (!stx) return fail(stx.error());
+    // ".." only to a known parent. A Linux client's cached directory pins its parent's entry, so
+    // the parent of a directory it holds is one it looked up (from the root); one never seen
+    // means the host moved this directory, perhaps out of the source, whose parents are not
+    // served. (The kernel sends ".." only for NFS export, which init() declines.)
+    if (std::string_view(name) == "..") {
+      auto known = fs.inodes_.reference(key_of(*stx), owned.get());
+      if (!known) return fail(std::errc::no_such_file_or_directory);
+      return make_entry(fs, *known, *stx, parent);
+    }
     auto handle = handle_for(fs, owned.get(), *stx);
     if (!handle) return fail(handle.error());
     auto inode = fs.inodes_.reference_or_insert(key_of(*stx), std::move(owned), stx->stx_mode,

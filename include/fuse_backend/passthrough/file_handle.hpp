@@ -37,6 +37,8 @@ class FileHandle {
 
   int mount_id() const noexcept { return mount_id_; }
   struct file_handle* get() noexcept { return reinterpret_cast<struct file_handle*>(storage_); }
+  // Whether both name the same object: the same mount, type and handle bytes.
+  bool operator==(const FileHandle& other) const noexcept;
 
  private:
   alignas(struct file_handle) unsigned char storage_[sizeof(struct file_handle) + MAX_HANDLE_SZ]{};

@@ -69,6 +69,10 @@ class Inode {
   int fd() const noexcept { return fd_.get(); }
   // True when this inode keeps a file handle instead of an fd.
   bool has_handle() const noexcept { return handle_ != nullptr; }
+  // Whether `fd` refers to this inode's host object, given that its key matched: always for an
+  // fd inode (its open fd keeps the object, and so its inode number, alive); for a handle inode
+  // when `fd`'s file handle is this one.
+  bool is_object_of(int fd) const noexcept;
   const InodeKey& key() const noexcept { return key_; }
   // S_IFMT bits; a host object's type never changes, so checking it once is enough.
   mode_t type() const noexcept { return type_; }
@@ -153,12 +157,19 @@ class InodeStore {
 
   // The inode with this node id, or nullptr when the id is unknown or forgotten.
   std::shared_ptr<Inode> get(api::InodeId id) const noexcept;
-  // The known inode with this identity, with one more lookup reference; nullptr if unknown.
+  // The known inode with this identity, with one more lookup reference; nullptr if unknown, or
+  // if it keeps a file handle: such an inode holds no host object, whose inode number the host
+  // may have given to a new object since, so it is only taken given an fd of the object (below).
   // Allocates nothing.
   std::shared_ptr<Inode> reference(const InodeKey& key) noexcept;
-  // reference(key) if known; otherwise a new inode owning `fd` (or, given one, `handle`: see
-  // Inode), with one reference. `fd` is closed when an existing inode is returned. Throws
-  // std::bad_alloc only when memory runs out.
+  // The same for the object `object_fd` refers to, handle inodes included when their handle is
+  // that object's (one name_to_handle_at). Allocates nothing.
+  std::shared_ptr<Inode> reference(const InodeKey& key, int object_fd) noexcept;
+  // reference(key, fd) if known; otherwise a new inode owning `fd` (or, given one, `handle`:
+  // see Inode), with one reference. `fd` is closed when an existing inode is returned. A handle
+  // inode of another object with the same key (gone, its inode number reused) is no longer
+  // found by its key; it answers by its id until the kernel forgets it. Throws std::bad_alloc
+  // only when memory runs out.
   std::shared_ptr<Inode> reference_or_insert(const InodeKey& key, detail::UniqueFd fd, mode_t type,
                                              std::unique_ptr<FileHandle> handle = nullptr);
   // Takes one more reference on an inode the caller already holds (link, "." lookups). Root too
@@ -177,6 +188,9 @@ class InodeStore {
   std::uint64_t lookups(api::InodeId id) const noexcept;
 
  private:
+  // `inode` (found under the lock held) with one more reference.
+  std::shared_ptr<Inode> referenced(Inode& inode) const noexcept;
+
   mutable std::shared_mutex mutex_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Inode>> by_id_;
   std::unordered_map<InodeKey, Inode*, InodeKeyHash> by_key_;

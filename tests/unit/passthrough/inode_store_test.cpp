@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <fuse_backend/passthrough/dir_stream.hpp>
 #include <fuse_backend/passthrough/inode_store.hpp>
@@ -50,6 +51,21 @@ TEST(InodeStore, ForgetRemovesAtZeroAndIdsAreNeverReused) {
   EXPECT_GE(inode->fd(), 0);
   auto again = store.reference_or_insert(InodeKey{5, 5, 5}, some_fd(), S_IFREG);
   EXPECT_NE(again->id(), id);
+}
+
+// References taken on an inode a request holds ("." lookups, link) and FORGETs at the same time
+// lose no count: the increment must not land between forget's read and write of the count.
+TEST(InodeStore, ReferencesOfAHeldInodeRacingForgetsLoseNoCount) {
+  InodeStore store = make_store();
+  auto inode = store.reference_or_insert(InodeKey{42, 7, 3}, some_fd(), S_IFDIR);
+  constexpr std::uint64_t rounds = 200000;
+  for (std::uint64_t i = 0; i < rounds; ++i) store.reference(*inode);  // never reaches 0 below
+  std::thread referencing([&] {
+    for (std::uint64_t i = 0; i < rounds; ++i) store.reference(*inode);
+  });
+  for (std::uint64_t i = 0; i < rounds; ++i) store.forget(inode->id(), 1);
+  referencing.join();
+  EXPECT_EQ(store.lookups(inode->id()), rounds + 1);
 }
 
 TEST(InodeStore, RootIsNeverForgotten) {

@@ -160,6 +160,37 @@ TEST_P(PassthroughFileHandlesTest, DeletedInodeIsStale) {
   EXPECT_EQ(fs.inode_count(), 1u);
 }
 
+// The host may give a deleted file's inode number to a new file, and a handle inode holds no
+// object to prevent that: a lookup of the new file must give a new inode, not the old one
+// (whose handle answers ESTALE), which answers ESTALE by its id until the kernel forgets it.
+TEST_P(PassthroughFileHandlesTest, ReusedInodeNumberIsANewInode) {
+  write_file(source_ / "a", "old");
+  auto& fs = make_with_handles();
+  const auto a = lookup(root_inode, "a");
+  struct stat st {};
+  ASSERT_EQ(::stat((source_ / "a").c_str(), &st), 0);
+  const ino_t number = st.st_ino;
+  fs::remove(source_ / "a");
+  // ext4 (/tmp here) gives a file the lowest free inode number of its directory's group.
+  std::string reused;
+  for (int i = 0; i < 200 && reused.empty(); ++i) {
+    const std::string name = "b" + std::to_string(i);
+    write_file(source_ / name, "new");
+    ASSERT_EQ(::stat((source_ / name).c_str(), &st), 0);
+    if (st.st_ino == number) reused = name;
+  }
+  ASSERT_FALSE(reused.empty()) << "the host did not reuse inode number " << number;
+  const auto b = lookup(root_inode, reused);
+  EXPECT_NE(b, a);
+  EXPECT_EQ(read_all(fs, b), "new");
+  auto stale = fs.getattr(ctx_, a, std::nullopt);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error(), errc_of(ESTALE));
+  // Forgetting the stale inode leaves the new one found by the key they share.
+  fs.forget(ctx_, a, 1);
+  EXPECT_EQ(lookup(root_inode, reused), b);
+}
+
 TEST_P(PassthroughFileHandlesTest, OpsWorkOnHandleInodes) {
   fs::create_directories(source_ / "d");
   write_file(source_ / "d" / "f", "0123456789");
