@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <mutex>
 #include <utility>
@@ -126,7 +127,10 @@ Result<void> Vfs::mount(std::string_view path, api::AnyFilesystem fs) {
   if (initialized_) {
     const auto accepted = fs.init(negotiated_);
     if (!accepted) return fail(accepted.error());
-    if ((*accepted & negotiated_) != negotiated_) return fail(std::errc::not_supported);
+    if ((*accepted & negotiated_) != negotiated_) {
+      fs.destroy();  // initialised, and never to be served
+      return fail(std::errc::not_supported);
+    }
   }
 
   const std::uint64_t index = next_index_++;
@@ -322,14 +326,21 @@ Result<void> Vfs::list_pseudo(InodeId inode, std::uint64_t offset, api::DirSink&
 
 Result<std::uint64_t> Vfs::init(std::uint64_t offered) {
   std::unique_lock lock(mutex_);
-  std::uint64_t wanted = offered & api::always_on_init_flags;
-  bool first = true;
-  for (const auto& backend : backends_) {
-    if (!backend) continue;
-    const auto chosen = backend->fs.init(offered);
-    if (!chosen) return fail(chosen.error());
-    wanted = first ? *chosen : wanted & *chosen;
-    first = false;
+  // The kernel gets what every backend wants, and each backend must then be set up for exactly
+  // that: a backend sets itself up from what it answers (PassthroughFs takes the writeback cache
+  // it asked for), so the narrowed offer goes round again until nobody drops anything more.
+  const bool any = std::any_of(backends_.begin(), backends_.end(), [](const auto& b) { return b != nullptr; });
+  std::uint64_t wanted = any ? offered : offered & api::always_on_init_flags;
+  for (bool narrowed = any; narrowed;) {
+    std::uint64_t common = wanted;
+    for (const auto& backend : backends_) {
+      if (!backend) continue;
+      const auto chosen = backend->fs.init(wanted);
+      if (!chosen) return fail(chosen.error());
+      common &= *chosen;
+    }
+    narrowed = common != wanted;
+    wanted = common;
   }
   negotiated_ = wanted;
   initialized_ = true;

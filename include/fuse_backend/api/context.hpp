@@ -32,7 +32,7 @@ struct Context {
   // True once the kernel sent FUSE_INTERRUPT for this request: a long-running op may stop early
   // and answer EINTR.
   bool interrupted() const noexcept {
-    return interrupted_ != nullptr && interrupted_->load(std::memory_order_relaxed);
+    return interrupted_ != nullptr && (interrupted_->load(std::memory_order_relaxed) & 1) != 0;
   }
   // Whether the op may hold its thread waiting (for a contended lock). False where the thread
   // serves a queue that nothing else would serve meanwhile (a virtio queue, an io_uring queue's
@@ -43,7 +43,9 @@ struct Context {
     return backing_ != nullptr ? *backing_ : NoBackingFiles::instance();
   }
 
-  const std::atomic<bool>* interrupted_ = nullptr;
+  // The request's slot in the server's table of running requests: its id, with the low bit set
+  // once interrupted (api/detail/inflight_requests.hpp).
+  const std::atomic<std::uint64_t>* interrupted_ = nullptr;
   BackingFiles* backing_ = nullptr;
   bool may_block_ = true;
 };

@@ -850,7 +850,7 @@ TEST_F(PassthroughTest, PosixLocksConflictBetweenOwners) {
   EXPECT_TRUE(fs.setlk(ctx_, f, handle->handle, 1, whole, 0, false));
 
   // An interrupted wait answers EINTR.
-  std::atomic<bool> interrupted{true};
+  std::atomic<std::uint64_t> interrupted{1};  // the interrupt mark
   api::Context waiting = ctx_;
   waiting.interrupted_ = &interrupted;
   EXPECT_EQ(fs.setlk(waiting, f, handle->handle, 3, whole, 0, true).error(), std::errc::interrupted);

@@ -281,7 +281,7 @@ TEST_F(PassthroughLockWait, WaitersBeyondTheLimitAnswerEnolck) {
   // Owner 3 asks with an already interrupted request, so it can never wait itself: EINTR while
   // the waiter thread has not taken the slot yet (a loaded machine may start it late), ENOLCK
   // once it has.
-  std::atomic<bool> interrupted{true};
+  std::atomic<std::uint64_t> interrupted{1};  // the interrupt mark
   api::Context impatient = ctx_;
   impatient.interrupted_ = &interrupted;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

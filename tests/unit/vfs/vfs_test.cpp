@@ -434,6 +434,27 @@ TEST(VfsInit, FlagsAreTheIntersectionOfTheBackends) {
   EXPECT_TRUE(mixed.mount("/later", AnyFilesystem::make<CoreFs>()));
 }
 
+// Each backend ends up set up for what the kernel gets: a backend sets itself up from its own
+// answer (PassthroughFs takes the writeback cache it asked for), so one that wanted a flag
+// another refused is asked again without it. A backend refused after INIT is destroyed.
+TEST(VfsInit, EveryBackendIsLastAskedWhatTheKernelGets) {
+  testing::RecordingFs eager, wary;
+  wary.init_wants = ~flags::writeback_cache;
+  Vfs vfs;
+  ASSERT_TRUE(vfs.mount("/eager", AnyFilesystem::borrow(eager)));
+  ASSERT_TRUE(vfs.mount("/wary", AnyFilesystem::borrow(wary)));
+  const auto chosen = *vfs.init(kernel_offer | flags::writeback_cache);
+  EXPECT_EQ(chosen & flags::writeback_cache, 0u);
+  EXPECT_EQ(eager.init_offered, chosen) << "the eager backend still thinks it has the writeback cache";
+  EXPECT_EQ(wary.init_offered, chosen);
+
+  testing::RecordingFs late;
+  late.init_wants = ~flags::async_read;
+  ASSERT_NE(chosen & flags::async_read, 0u);
+  EXPECT_EQ(vfs.mount("/late", AnyFilesystem::borrow(late)).error(), std::errc::not_supported);
+  EXPECT_EQ(late.destroyed, 1);
+}
+
 TEST(VfsConcurrency, LookupsRaceMountsAndUmounts) {
   Vfs vfs;
   ASSERT_TRUE(vfs.mount("/stable", AnyFilesystem::make<MemoryFs>()));

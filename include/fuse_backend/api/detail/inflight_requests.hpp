@@ -9,8 +9,11 @@
 // queue's helper thread that is starting); the last `early_capacity` such ids are kept and a
 // claim for one of them starts out interrupted (ids are never reused, so a stale one is
 // harmless). interrupt_all() (the server stopping) marks every request, running or still to
-// come, so that a handler waiting for something (a contended lock) gives up. Thread-safe; the
-// marking functions are also async-signal-safe (atomics only).
+// come, so that a handler waiting for something (a contended lock) gives up. A slot is one word,
+// the request id shifted left by one with the interrupt mark in the low bit (an id of 2^63 or
+// more runs untracked), so marking is one compare-and-swap of the id it expects: it cannot land
+// on a request that took the slot over meanwhile. Thread-safe; the marking functions are also
+// async-signal-safe (atomics only).
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #pragma once
@@ -26,10 +29,7 @@ class InflightRequests {
  public:
   static constexpr std::size_t capacity = 256;
 
-  struct Slot {
-    std::atomic<std::uint64_t> unique{0};
-    std::atomic<bool> interrupted{false};
-  };
+  static constexpr std::uint64_t interrupted_bit = 1;
 
   // RAII claim of one slot; `flag()` is null when the request is untracked.
   class Claim {
@@ -38,23 +38,19 @@ class InflightRequests {
       // After the claim (all sequentially consistent): either interrupt_all() / interrupt()
       // finds this slot, or this request finds the table closed / its id among the early ones.
       if (slot_ != nullptr && (table.closed_.load() || table.interrupted_early(unique))) {
-        slot_->interrupted.store(true, std::memory_order_relaxed);
+        slot_->fetch_or(interrupted_bit);
       }
     }
     Claim(const Claim&) = delete;
     Claim& operator=(const Claim&) = delete;
     ~Claim() {
-      if (slot_ != nullptr) {
-        slot_->interrupted.store(false, std::memory_order_relaxed);
-        slot_->unique.store(0, std::memory_order_release);
-      }
+      if (slot_ != nullptr) slot_->store(0, std::memory_order_release);
     }
-    const std::atomic<bool>* flag() const noexcept {
-      return slot_ != nullptr ? &slot_->interrupted : nullptr;
-    }
+    // The slot's word, for Context::interrupted() (its low bit); null when untracked.
+    const std::atomic<std::uint64_t>* flag() const noexcept { return slot_; }
 
    private:
-    Slot* slot_;
+    std::atomic<std::uint64_t>* slot_;
   };
 
   // Marks request `unique` as interrupted; false when it is not running (finished already, or
@@ -71,8 +67,10 @@ class InflightRequests {
   // Marks every request interrupted, the running ones and every one claimed from now on.
   void interrupt_all() noexcept {
     closed_.store(true);
-    for (Slot& slot : slots_) {
-      if (slot.unique.load() != 0) slot.interrupted.store(true, std::memory_order_relaxed);
+    for (auto& slot : slots_) {
+      std::uint64_t held = slot.load();
+      while (held != 0 && !slot.compare_exchange_weak(held, held | interrupted_bit)) {
+      }
     }
   }
 
@@ -80,26 +78,31 @@ class InflightRequests {
   static std::size_t start(std::uint64_t unique) noexcept {
     return static_cast<std::size_t>(unique >> 1) % capacity;  // the kernel's ids step by 2
   }
-  Slot* claim(std::uint64_t unique) noexcept {
-    if (unique == 0) return nullptr;
+  // A slot's word for running request `unique`, unmarked; 0 when the id cannot be tracked.
+  static std::uint64_t word(std::uint64_t unique) noexcept {
+    return unique >> 63 != 0 ? 0 : unique << 1;
+  }
+  std::atomic<std::uint64_t>* claim(std::uint64_t unique) noexcept {
+    const std::uint64_t running = word(unique);
+    if (running == 0) return nullptr;
     for (std::size_t i = 0; i < capacity; ++i) {
-      Slot& slot = slots_[(start(unique) + i) % capacity];
+      auto& slot = slots_[(start(unique) + i) % capacity];
       std::uint64_t expected = 0;
-      if (slot.unique.compare_exchange_strong(expected, unique)) {
-        return &slot;
-      }
+      if (slot.compare_exchange_strong(expected, running)) return &slot;
     }
     return nullptr;
   }
 
   // Marks the slot holding `unique`; false when there is none.
   bool mark_running(std::uint64_t unique) noexcept {
+    const std::uint64_t running = word(unique);
+    if (running == 0) return false;
     for (std::size_t i = 0; i < capacity; ++i) {
-      Slot& slot = slots_[(start(unique) + i) % capacity];
-      if (slot.unique.load() == unique) {
-        slot.interrupted.store(true, std::memory_order_relaxed);
+      auto& slot = slots_[(start(unique) + i) % capacity];
+      std::uint64_t expected = running;
+      if (slot.compare_exchange_strong(expected, running | interrupted_bit) ||
+          expected == (running | interrupted_bit))
         return true;
-      }
     }
     return false;
   }
@@ -114,7 +117,7 @@ class InflightRequests {
 
   static constexpr std::size_t early_capacity = 16;
 
-  std::array<Slot, capacity> slots_{};
+  std::array<std::atomic<std::uint64_t>, capacity> slots_{};
   std::atomic<bool> closed_{false};
   std::array<std::atomic<std::uint64_t>, early_capacity> early_{};
   std::atomic<std::size_t> early_next_{0};
