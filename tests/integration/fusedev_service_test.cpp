@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <array>
@@ -93,6 +94,44 @@ TEST(FusedevService, PlainUmountFromOutsideEndsTheService) {
   ASSERT_EQ(::umount2(mount.path().c_str(), 0), 0) << std::strerror(errno);
   const auto joined = join_within(mount.service(), 5s);
   EXPECT_TRUE(joined) << "join: " << std::make_error_code(joined.error()).message();
+}
+
+// An administrator's abort (/sys/fs/fuse/connections/N/abort) ends the service cleanly too: the
+// kernel answers reads with ECONNABORTED then (abort_error is negotiated), not ENODEV. The dead
+// mount is the session's, so it still unmounts it.
+TEST(FusedevService, AbortFromOutsideEndsTheService) {
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_NO_FATAL_FAILURE(write_file(mount.path("f"), "data"));
+  struct stat st {};
+  ASSERT_EQ(::stat(mount.path().c_str(), &st), 0);
+  const std::string connections = "/sys/fs/fuse/connections";
+  std::optional<fuse_backend::testing::MountGuard> fusectl;
+  if (!std::filesystem::exists(connections + "/" + std::to_string(minor(st.st_dev)))) {
+    ASSERT_EQ(::mount("fusectl", connections.c_str(), "fusectl", 0, nullptr), 0) << std::strerror(errno);
+    fusectl.emplace(connections);
+  }
+  std::ofstream(connections + "/" + std::to_string(minor(st.st_dev)) + "/abort") << "1" << std::endl;
+  const auto joined = join_within(mount.service(), 5s);
+  EXPECT_TRUE(joined) << "join: " << std::make_error_code(joined.error()).message();
+  EXPECT_TRUE(mount.session().unmount());
+  EXPECT_FALSE(is_mounted(mount.path()));
+}
+
+// Unmounted from outside, and something else mounted there since: the session's unmount must
+// leave that alone (it is someone else's).
+TEST(FusedevService, SessionLeavesWhatWasMountedInItsPlaceAlone) {
+  MemoryFs fs;
+  Mount mount(fs);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::umount2(mount.path().c_str(), MNT_DETACH), 0) << std::strerror(errno);
+  ASSERT_TRUE(join_within(mount.service(), 5s));
+  ASSERT_EQ(::mount("replacement", mount.path().c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  fuse_backend::testing::MountGuard replacement(mount.path());
+  EXPECT_TRUE(mount.session().unmount());
+  EXPECT_FALSE(mount.session().mounted());
+  EXPECT_TRUE(is_mounted(mount.path())) << "the session unmounted a mount that is not its own";
 }
 
 TEST(FusedevService, SessionUnmountWhileServingEndsTheService) {

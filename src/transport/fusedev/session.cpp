@@ -151,8 +151,26 @@ Result<detail::UniqueFd> mount_with_fusermount(const std::string& mountpoint,
   auto fd = receive_fd(ours.get());
   auto waited = wait_success(*pid);
   if (!fd) return fd;
-  if (!waited) return fail(waited.error());
+  // An fd arrives only from a mount made: ours now, whatever the wait says (ECHILD when the
+  // embedding program ignores SIGCHLD or reaps every child), as libfuse has it.
+  (void)waited;
   return fd;
+}
+
+// The unique id (Linux >= 6.8: never reused, unlike device numbers and plain mount ids) of the
+// mount at `mountpoint`, without a request to a FUSE server (AT_STATX_DONT_SYNC, no attributes
+// asked), so that it works before our workers serve and on a connection that no longer does.
+Result<std::uint64_t> mount_id(const std::string& mountpoint) noexcept {
+  constexpr unsigned unique_mount_id = 0x4000;  // STATX_MNT_ID_UNIQUE, newer than glibc 2.36
+  struct statx stx {};
+  if (auto done = detail::syscall_void([&] {
+        return ::statx(AT_FDCWD, mountpoint.c_str(), AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW,
+                       unique_mount_id, &stx);
+      });
+      !done)
+    return fail(done.error());
+  if ((stx.stx_mask & unique_mount_id) == 0) return fail(std::errc::not_supported);
+  return stx.stx_mnt_id;
 }
 
 Result<std::string> absolute_path(const std::string& path) {
@@ -206,12 +224,14 @@ Result<Session> Session::mount(const std::string& mountpoint, const MountOptions
 Session::Session(detail::UniqueFd fd, std::string mountpoint, bool via_fusermount) noexcept
     : fd_(std::move(fd)),
       mountpoint_(std::move(mountpoint)),
+      mount_id_(mount_id(mountpoint_).value_or(0)),
       mounted_(true),
       via_fusermount_(via_fusermount) {}
 
 Session::Session(Session&& other) noexcept
     : fd_(std::move(other.fd_)),
       mountpoint_(std::move(other.mountpoint_)),
+      mount_id_(other.mount_id_),
       mounted_(std::exchange(other.mounted_, false)),
       via_fusermount_(other.via_fusermount_) {}
 
@@ -220,6 +240,7 @@ Session& Session::operator=(Session&& other) noexcept {
     if (mounted_) (void)unmount(true);
     fd_ = std::move(other.fd_);
     mountpoint_ = std::move(other.mountpoint_);
+    mount_id_ = other.mount_id_;
     mounted_ = std::exchange(other.mounted_, false);
     via_fusermount_ = other.via_fusermount_;
   }
@@ -246,6 +267,12 @@ Result<void> Session::sync() const noexcept {
 
 Result<void> Session::unmount(bool lazy) noexcept {
   if (!mounted_) return {};
+  // Unmounted from outside, the mount point may hold someone else's mount by now (a restarted
+  // daemon's, an automounter's): only ours is unmounted, told apart by its unique mount id.
+  if (const auto now = mount_id(mountpoint_); mount_id_ != 0 && now && *now != mount_id_) {
+    mounted_ = false;
+    return {};
+  }
   if (via_fusermount_) {
     try {
       std::vector<std::string> args{"-u", "-q"};
@@ -254,13 +281,16 @@ Result<void> Session::unmount(bool lazy) noexcept {
       args.push_back(mountpoint_);
       auto pid = spawn_fusermount(std::move(args), -1);
       if (!pid) return fail(pid.error());
-      if (auto waited = wait_success(*pid); !waited) return waited;
+      // ECHILD: the embedding program reaps children itself; the unmount's outcome is unknown
+      // then, and nothing can be done about it.
+      if (auto waited = wait_success(*pid); !waited && waited.error() != std::errc::no_child_process)
+        return waited;
     } catch (...) {  // std::bad_alloc building the arguments
       return fail(std::errc::not_enough_memory);
     }
   } else {
     auto done = detail::syscall_void(
-        [&] { return ::umount2(mountpoint_.c_str(), lazy ? MNT_DETACH : 0); });
+        [&] { return ::umount2(mountpoint_.c_str(), UMOUNT_NOFOLLOW | (lazy ? MNT_DETACH : 0)); });
     // EINVAL: not a mount point any more, i.e. it was unmounted from outside.
     if (!done && done.error() != std::errc::invalid_argument) return done;
   }

@@ -329,7 +329,9 @@ class Service {
       auto reader = channel.receive(&backing_, &stopping);
       if (!reader) {
         if (reader.error() == std::errc::operation_canceled) return drain(channel);  // stop()
-        if (reader.error() == std::errc::no_such_device) return stop();  // unmounted: a clean end
+        // Unmounted, or aborted (ECONNABORTED since abort_error is negotiated): a clean end.
+        if (reader.error() == std::errc::no_such_device || reader.error() == std::errc::connection_aborted)
+          return stop();
         return core_.record_error(reader.error());
       }
       if (!answer(channel, *reader)) return stop();

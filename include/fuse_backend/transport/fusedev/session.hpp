@@ -73,8 +73,9 @@ class Session {
   Result<void> sync() const noexcept;
 
   // Unmounts (umount2, MNT_DETACH when `lazy`; `fusermount3 -u [-z]` when unprivileged).
-  // Privileged, a filesystem already unmounted from outside counts as success (fusermount3 has
-  // no such mode: it fails then, and says so on stderr). Serving workers then read ENODEV and end.
+  // A filesystem already unmounted from outside counts as success, and whatever has been mounted
+  // at the mount point since (another device) is left alone. Serving workers then read ENODEV
+  // and end.
   Result<void> unmount(bool lazy = false) noexcept;
 
  private:
@@ -82,6 +83,7 @@ class Session {
 
   detail::UniqueFd fd_;
   std::string mountpoint_;
+  std::uint64_t mount_id_ = 0;  // of our mount (0: unknown), so that unmount() leaves others alone
   bool mounted_ = false;
   bool via_fusermount_ = false;
 };
