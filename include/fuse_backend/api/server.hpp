@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <mutex>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -244,6 +245,7 @@ class Server {
   ServerOptions options_;
   std::atomic<bool> initialized_{false};
   std::atomic<bool> destroyed_{false};
+  std::mutex session_mutex_;  // INIT and DESTROY, which set up and tear down the filesystem
   std::atomic<std::uint64_t> flags_{0};
   std::atomic<std::uint32_t> minor_{0};
   detail::InflightRequests inflight_;
@@ -365,11 +367,17 @@ Result<Disposition> Server<T, Fs>::dispatch_body(Request& request, detail::ByteC
     case abi::opcode::init:
       return handle_init(request, body);
 
-    case abi::opcode::destroy:
-      if constexpr (SupportsDestroy<Fs>) guarded([&] { fs_.destroy(); });
+    case abi::opcode::destroy: {
+      // One at a time with INIT: virtio-fs queues run concurrently, and a hostile guest may send
+      // two DESTROYs (or an INIT) at once; the filesystem is destroyed once.
+      std::lock_guard lock(session_mutex_);
+      if (initialized()) {
+        if constexpr (SupportsDestroy<Fs>) guarded([&] { fs_.destroy(); });
+      }
       initialized_.store(false, std::memory_order_release);
       destroyed_.store(true, std::memory_order_release);
       return reply_ok(request);
+    }
 
     case abi::opcode::interrupt: {
       const auto in = body.take<abi::interrupt_in>();
@@ -796,6 +804,7 @@ Result<Disposition> Server<T, Fs>::handle_init(Request& request, detail::ByteCur
   if (in->major < abi::kernel_version || in->minor < detail::min_kernel_minor) {
     return reply_error(request, std::errc::protocol_error);
   }
+  std::lock_guard lock(session_mutex_);  // see DESTROY
   reset_session();
 
   std::uint64_t kernel = in->flags;

@@ -1,5 +1,9 @@
 // INIT negotiation: versions, flag intersection, sizes across protocol minors.
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "server_fixture.hpp"
 
 namespace fuse_backend::testing {
@@ -140,6 +144,34 @@ TEST(ServerInit, SecondInitResetsTheFilesystemFirst) {
   run_init(server, init_request(7, 38, kernel_offer));
   EXPECT_EQ(fs.destroyed, 1);
   EXPECT_EQ(server.protocol_minor(), 38u);
+}
+
+// virtio-fs queues are served concurrently: DESTROYs (and INITs) arriving at once on two of them
+// destroy the filesystem once per session, not once each.
+TEST(ServerInit, ConcurrentDestroysDestroyOnce) {
+  struct CountingFs : CoreFs {
+    std::atomic<int> destroyed{0};
+    void destroy() {
+      destroyed.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));  // a teardown takes a while
+    }
+  } fs;
+  api::Server<MemoryTransport, CountingFs> server(fs);
+  constexpr int sessions = 20;
+  for (int session = 0; session < sessions; ++session) {
+    ASSERT_EQ(run_init(server, init_request(7, 45, kernel_offer)).error(), 0);
+    std::atomic<int> ready{0};
+    auto destroy = [&](std::uint64_t unique) {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }
+      (void)run_init(server, MessageBuilder(abi::opcode::destroy, 0, unique).build());
+    };
+    std::thread other(destroy, 2);
+    destroy(4);
+    other.join();
+  }
+  EXPECT_EQ(fs.destroyed.load(), sessions);
 }
 
 TEST(ServerInit, MaxWriteIsClampedToSaneBounds) {
