@@ -26,9 +26,15 @@
 // inode to route by.
 //
 // INIT: the flags wanted are the intersection of what every mounted backend's init() answers
-// (AnyFilesystem::init: op-backed and always-on flags, or the backend's own choice); without
-// backends, the Server's always-on flags. A backend mounted after INIT must accept the flags in
-// effect (its init() is called with them and must keep them all), or mount() fails ENOTSUP.
+// (AnyFilesystem::init: op-backed and always-on flags, or the backend's own choice), asked again
+// with that intersection until no backend drops more, so that each is set up for what the
+// kernel gets; without backends, the Server's always-on flags. A backend mounted after INIT must
+// accept the flags in effect (its init() is called with them and must keep them all), or mount()
+// fails ENOTSUP and the backend is destroyed. PassthroughFs declines some always-on flags
+// (auto_inval_data or cache_symlinks, by cache policy; setxattr_ext), so it joins a Vfs whose
+// INIT it did not take part in only when those are not in effect: mount it before the kernel
+// connects. Notifications (api/notify.hpp) carry the Vfs's node ids: a backend cannot send its
+// own (none of this library's does).
 // DESTROY reaches every backend.
 //
 // Thread safety: every op may run concurrently with every other and with mount/umount. The
