@@ -1,4 +1,4 @@
-// set_status_flag: sets or clears one of an open file's status flags (O_NONBLOCK, O_APPEND).
+// set_status_flag: sets or clears one of an open file's status flags (O_NONBLOCK, say).
 //
 // Layer: detail. fcntl(F_SETFL) replaces all of them, so each change is a read (F_GETFL) and a
 // write of the result; the write is skipped when the flag is already as asked.

@@ -259,9 +259,10 @@ struct VhostUserBackend::Connection final : QueueSignal {
     return detail::syscall_void([&] { return ::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event); });
   }
 
-  // Waits for a kick (consumed) or the stop event; false on stop. A kick fd that signals but
-  // cannot be read as an eventfd (a hostile front-end's socket at EOF would signal forever) is
-  // dropped from the wait set, after which only the stop event ends the wait.
+  // Waits for a kick (consumed) or the stop event; false on stop. The kick fd is a non-blocking
+  // eventfd (take_eventfd), whose read fails only with EAGAIN; should it fail otherwise while
+  // signalling, it is dropped from the wait set rather than spun on, after which only the stop
+  // event ends the wait.
   bool wait_for_kick(std::size_t index, const Ring& ring) noexcept {
     for (;;) {
       epoll_event events[2];
