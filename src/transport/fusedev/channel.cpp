@@ -140,6 +140,7 @@ Result<void> DeviceBackingFiles::close(std::int32_t backing_id) noexcept {
 Channel::Channel(int fd, std::size_t buffer_size, ReceiveOptions options)
     : fd_(fd),
       busy_poll_(options.busy_poll),
+      answering_(options.answering),
       request_(std::max(buffer_size, min_read_buffer)),
       reply_(std::max(buffer_size, min_read_buffer) + sizeof(abi::out_header)) {
   if (options.splice_writes) open_pipe();
@@ -229,6 +230,14 @@ Result<void> Channel::drain_pipe() noexcept {
 }
 
 Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept {
+  if (counted_) answering_->fetch_sub(1, std::memory_order_relaxed);
+  auto got = take_request(backing, stop);
+  counted_ = got && answering_ != nullptr;
+  if (counted_) answering_->fetch_add(1, std::memory_order_relaxed);
+  return got;
+}
+
+Result<Reader> Channel::take_request(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept {
   if (auto drained = drain_pipe(); !drained) return fail(drained.error());
   std::optional<std::chrono::steady_clock::time_point> idle_since;
   for (;;) {
@@ -265,7 +274,9 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
   if (!idle_since) idle_since = now;
   // No window after a large WRITE: its caller has the next one's data to copy first, which takes
   // longer than the window (and an empty splice attempt costs the kernel an allocation).
-  if (!after_large_write_ && now - *idle_since < busy_poll_) {
+  // Nor while another channel answers a request (ReceiveOptions::answering).
+  const bool others_answer = answering_ != nullptr && answering_->load(std::memory_order_relaxed) != 0;
+  if (!after_large_write_ && !others_answer && now - *idle_since < busy_poll_) {
     // Polite polling: a thread waiting for this CPU runs first (often the caller about to send
     // the next request); without one this returns at once.
     (void)::sched_yield();

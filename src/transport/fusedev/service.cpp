@@ -94,6 +94,7 @@ ServiceCore::ServiceCore(int session_fd, unsigned threads, ReceiveOptions receiv
       receive_(receive),
       ring_(ring),
       wake_signal_(wake_signal) {
+  if (receive_.busy_poll.count() > 0) receive_.answering = &answering_;
   // Level-triggered and never drained: once set, join() (and the queue threads) see it whenever
   // they look.
   stop_fd_ = make_event_fd(stop_fd_error_);

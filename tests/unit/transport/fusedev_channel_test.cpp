@@ -575,6 +575,42 @@ TEST(FusedevChannel, BusyPollingWaitsForTheNextMessage) {
   }
 }
 
+// A channel counts itself among the answering ones from the request receive() returns until its
+// next receive(), and a busy-polling channel polls only while no other one is answering: with
+// the count at 0 it spins through its 50 ms window before it sleeps, with another channel
+// answering it sleeps at once (what the receiving thread's CPU time shows).
+TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
+  constexpr auto window = std::chrono::milliseconds(50);
+  for (const unsigned others : {0u, 1u}) {
+    Pipe pipe;
+    std::atomic<unsigned> answering{others};
+    fusedev::Channel channel(pipe.read_end.get(), 0, {.busy_poll = window, .answering = &answering});
+    auto received = std::async(std::launch::async, [&] {
+      timespec before{}, after{};
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before);
+      auto reader = channel.receive(nullptr);
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after);
+      const auto cpu = std::chrono::seconds(after.tv_sec - before.tv_sec) +
+                       std::chrono::nanoseconds(after.tv_nsec - before.tv_nsec);
+      return std::pair(reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error"),
+                       std::chrono::duration_cast<std::chrono::microseconds>(cpu));
+    });
+    std::this_thread::sleep_for(3 * window);
+    ASSERT_EQ(::write(pipe.write_end.get(), "next", 4), 4);
+    const auto [message, cpu] = received.get();
+    EXPECT_EQ(message, "next");
+    if (others == 0) {
+      EXPECT_GT(cpu, window / 4) << "the channel did not poll";
+    } else {
+      EXPECT_LT(cpu, window / 10) << "the channel polled while another one answered";
+    }
+    EXPECT_EQ(answering.load(), others + 1) << "a channel holding a request counts itself";
+    ASSERT_EQ(::write(pipe.write_end.get(), "more", 4), 4);
+    ASSERT_TRUE(channel.receive(nullptr));
+    EXPECT_EQ(answering.load(), others + 1) << "and stops counting at its next receive()";
+  }
+}
+
 // Sleeping in poll(2) after the window, a busy-polling channel still ends on the stop flag and a
 // signal, as a blocked read does.
 TEST(FusedevChannel, BusyPollingSleeperEndsOnTheStopFlag) {

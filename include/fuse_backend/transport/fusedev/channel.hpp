@@ -65,6 +65,13 @@ struct ReceiveOptions {
   std::chrono::microseconds busy_poll{};
   // Splice large WRITE payloads through a pipe instead of copying them (see above).
   bool splice_writes = false;
+  // Shared by the channels of one service (or null): how many hold a request they have not
+  // finished, i.e. returned by receive() and not yet followed by their next receive(). A
+  // busy-polling channel does not poll while another is answering: requests then come in
+  // parallel, and a spinning CPU only takes time from the callers and the other workers (fio,
+  // 16 random 4 KiB reads in flight, 2 CPUs: 86-92k IOPS polling, 94-102k sleeping at once),
+  // while a caller that waits for each reply leaves the other workers idle and keeps the gain.
+  std::atomic<unsigned>* answering = nullptr;
 };
 
 // Request bytes a channel left in its pipe: a spliced WRITE payload. Whatever the Reader did not
@@ -248,6 +255,8 @@ class Channel final : public ReplySink {
   // Makes sleep_fd_, or leaves await_request() sleeping in poll(2), which the kernel wakes for
   // every request, also those another worker takes.
   void open_sleep_fd() noexcept;
+  // receive() but for the count of answering channels.
+  Result<Reader> take_request(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept;
   // One request from the device into request_ (read) or the pipe (splice). Returns its size.
   Result<std::size_t> take(const std::atomic<bool>* stop, bool splicing) noexcept;
   // After a splice of `size` bytes: the header (and for a large WRITE its write_in) into
@@ -262,6 +271,8 @@ class Channel final : public ReplySink {
   detail::UniqueFd owned_;
   int fd_;
   std::chrono::microseconds busy_poll_;
+  std::atomic<unsigned>* answering_;
+  bool counted_ = false;  // this channel is one of *answering_
   std::vector<std::byte> request_;
   std::vector<std::byte> reply_;
   detail::UniqueFd pipe_read_, pipe_write_;
