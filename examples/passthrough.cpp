@@ -112,8 +112,9 @@ Options:
                            N-1 blocking locks (F_SETLKW, flock) wait at once, so one stays free
   busy_poll=USECS          after its last request, one worker (with io_uring: each queue
                            thread) keeps looking for the next this long before it sleeps,
-                           which saves back-to-back requests a wake-up
-                           (costs up to that much CPU per burst), 0..10000 (default 50; 0: off)
+                           which saves back-to-back requests a wake-up (a worker: not while
+                           another one is busy; costs up to that much CPU per burst),
+                           0..10000 (default 50; 0: off)
   splice_writes, no_splice_writes   move the data of a stream of large writes with splice(2)
                            through a pipe: one copy less per write (default splice_writes;
                            needs CAP_SYS_RESOURCE or fs.pipe-max-size >= 2 MiB unless

@@ -1,10 +1,10 @@
 // Real-mount tests of fusedev::Service's life cycle: unmounted from outside while serving (lazy
 // and plain umount), stop() while idle (1 and 4 workers, with and without busy polling), an idle
-// busy-polling worker going to sleep, stop() from another thread
-// under load and from a signal handler, SIGTERM through a SignalWatcher, several workers under
-// concurrent readers, and a notification sent through the device; with FUSE-over-io_uring:
-// stop() and an unmount end the queue threads, and a kernel reply without the io_uring flag
-// falls back to /dev/fuse. Needs root and /dev/fuse.
+// busy-polling worker going to sleep, and not polling while another worker answers, stop() from
+// another thread under load and from a signal handler, SIGTERM through a SignalWatcher, several
+// workers under concurrent readers, and a notification sent through the device; with
+// FUSE-over-io_uring: stop() and an unmount end the queue threads, and a kernel reply without
+// the io_uring flag falls back to /dev/fuse. Needs root and /dev/fuse.
 //
 // SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 #include <fcntl.h>
@@ -163,20 +163,28 @@ void stop_while_idle_returns_promptly(unsigned threads, std::chrono::microsecond
   EXPECT_FALSE(is_mounted(mount.path()));
 }
 
-// MemoryFs whose GETATTR of one inode waits until the test opens the gate.
+// MemoryFs whose GETATTR of a gated inode waits until the test opens that gate (once: later
+// GETATTRs of the inode pass).
 class GatedFs : public MemoryFs {
  public:
+  struct Gate {
+    std::atomic<api::InodeId> inode{api::InodeId{0}};
+    std::promise<pid_t> entered;  // by the thread that waits at the gate
+    std::promise<void> opened;
+  };
   GatedFs() : MemoryFs(0s) {}  // nothing cached: every stat(2) is a GETATTR
   fuse_backend::Result<api::AttrReply> getattr(const api::Context& ctx, api::InodeId inode,
                                                std::optional<api::HandleId> handle) {
-    if (inode == gated.load()) {
-      entered.set_value();
-      opened.get_future().wait();
+    for (auto& gate : gates) {
+      api::InodeId expected = inode;
+      if (inode != api::InodeId{0} && gate.inode.compare_exchange_strong(expected, api::InodeId{0})) {
+        gate.entered.set_value(::gettid());
+        gate.opened.get_future().wait();
+      }
     }
     return MemoryFs::getattr(ctx, inode, handle);
   }
-  std::atomic<api::InodeId> gated{api::InodeId{0}};
-  std::promise<void> entered, opened;
+  std::array<Gate, 2> gates;
 };
 
 // Whether thread `tid` of this process sleeps waiting for a FUSE reply.
@@ -209,7 +217,7 @@ void drain_and_stop_answers_what_is_queued(bool io_uring) {
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("queued"), ""));
   struct stat st {};
   ASSERT_EQ(::stat(mount.path("gate").c_str(), &st), 0);
-  fs.gated = api::InodeId{st.st_ino};
+  fs.gates[0].inode = api::InodeId{st.st_ino};
 
   // fstat of an open file: one GETATTR (a path would add a LOOKUP, sent only once the first
   // is answered, and a drain ends when nothing is queued).
@@ -220,7 +228,7 @@ void drain_and_stop_answers_what_is_queued(bool io_uring) {
     struct stat out {};
     return ::stat(mount.path("gate").c_str(), &out) == 0 ? 0 : errno;
   });
-  fs.entered.get_future().wait();  // the worker is busy with it
+  fs.gates[0].entered.get_future().wait();  // the worker is busy with it
   std::atomic<pid_t> queued_tid{0};
   queued = std::async(std::launch::async, [&] {
     fuse_backend::testing::OnOneCpu only(cpu);
@@ -235,7 +243,7 @@ void drain_and_stop_answers_what_is_queued(bool io_uring) {
   }
 
   mount.service().drain_and_stop(5s);
-  fs.opened.set_value();
+  fs.gates[0].opened.set_value();
   EXPECT_EQ(held.get(), 0);
   ASSERT_EQ(queued.wait_for(5s), std::future_status::ready) << "the queued request was not answered";
   EXPECT_EQ(queued.get(), 0);
@@ -256,6 +264,12 @@ TEST(FusedevService, StopWhileIdleReturnsPromptlyWithOneWorker) { stop_while_idl
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithFourWorkers) { stop_while_idle_returns_promptly(4, 50us); }
 TEST(FusedevService, StopWhileIdleReturnsPromptlyWithoutBusyPolling) { stop_while_idle_returns_promptly(2, 0us); }
 
+double process_cpu_seconds() {
+  timespec now{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
 // Busy polling ends once the window has passed without a request: an idle service sleeps. (A
 // worker or queue thread that kept polling would burn the whole second of CPU.)
 void busy_polling_ends_when_idle(fusedev::ServiceOptions options) {
@@ -269,15 +283,10 @@ void busy_polling_ends_when_idle(fusedev::ServiceOptions options) {
   if (options.io_uring) {
     EXPECT_GT(mount.service().io_uring_requests(), 0u);
   }
-  const auto cpu_seconds = [] {
-    timespec now{};
-    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-  };
   std::this_thread::sleep_for(20ms);  // past the window
-  const double before = cpu_seconds();
+  const double before = process_cpu_seconds();
   std::this_thread::sleep_for(1s);
-  EXPECT_LT(cpu_seconds() - before, 0.1) << "the service kept polling while idle";
+  EXPECT_LT(process_cpu_seconds() - before, 0.1) << "the service kept polling while idle";
   EXPECT_EQ(fuse_backend::testing::read_file(mount.path("f")), "data") << "and a request still wakes it";
   mount.service().stop();
   EXPECT_TRUE(join_within(mount.service(), 2s));
@@ -331,6 +340,53 @@ TEST(FusedevService, OneWorkerWakesPerRequestWhenAllSleep) {
   const double per_request = static_cast<double>(other_threads_sleeps() - before) / requests;
   EXPECT_GT(per_request, 0.8) << "the workers did not sleep between requests";
   EXPECT_LT(per_request, 1.4);
+}
+
+// The name of thread `tid` of this process.
+std::string thread_name(pid_t tid) {
+  std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+// Worker 0 does not busy-poll while the other worker answers a request (requests then come in
+// parallel and want the CPUs): with both workers held at gates, worker 0 released sleeps at once
+// instead of spinning through its window (300 ms here, so that spinning shows in the CPU time).
+TEST(FusedevService, BusyPollingWorkerSleepsWhileAnotherAnswers) {
+  GatedFs fs;
+  fusedev::ServiceOptions options;
+  options.threads = 2;
+  options.busy_poll = 300ms;
+  ServedMount<GatedFs> mount(fs, options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::array<std::future<int>, 2> stats;
+  std::array<pid_t, 2> workers{};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto path = mount.path(i == 0 ? "a" : "b");
+    ASSERT_NO_FATAL_FAILURE(write_file(path, ""));
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << std::strerror(errno);
+    fs.gates[i].inode = api::InodeId{st.st_ino};
+    auto entered = fs.gates[i].entered.get_future();
+    stats[i] = std::async(std::launch::async, [path] {
+      struct stat out {};
+      return ::stat(path.c_str(), &out) == 0 ? 0 : errno;
+    });
+    ASSERT_EQ(entered.wait_for(5s), std::future_status::ready) << "no worker took stat " << i;
+    workers[i] = entered.get();
+  }
+  // Each worker holds one of the requests: release worker 0's.
+  const std::size_t first = thread_name(workers[0]) == "fuse-dev-0" ? 0 : 1;
+  ASSERT_EQ(thread_name(workers[first]), "fuse-dev-0");
+  ASSERT_EQ(thread_name(workers[1 - first]), "fuse-dev-1");
+  const double before = process_cpu_seconds();
+  fs.gates[first].opened.set_value();
+  EXPECT_EQ(stats[first].get(), 0);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_LT(process_cpu_seconds() - before, 0.05) << "worker 0 polled while worker 1 answered";
+  fs.gates[1 - first].opened.set_value();
+  EXPECT_EQ(stats[1 - first].get(), 0);
 }
 
 TEST(FusedevService, BusyPollingIoUringQueueSleepsWhenIdle) {

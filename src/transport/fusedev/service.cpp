@@ -133,7 +133,7 @@ Result<void> ServiceCore::start(const Hooks& hooks) {
         auto blocking = detail::set_status_flag(channel->fd(), O_NONBLOCK, false);
         if (!blocking) return blocking;
       }
-      auto worker = std::make_unique<Worker>(std::move(*channel));
+      auto worker = std::make_unique<Worker>(std::move(*channel), i);
       workers.push_back(std::move(worker));
     }
     for (unsigned qid = 0; qid < ring_.queues; ++qid) {
@@ -187,6 +187,7 @@ void ServiceCore::run(Worker& worker, const Hooks& hooks) noexcept {
   // the tid or the worker finds the flag.
   worker.tid.store(::gettid());
   if (worker.channel) {
+    detail::name_this_thread("fuse-dev", worker.number);
     hooks.serve(hooks.service, *worker.channel, stopping_);
   } else {
     run_ring(worker, hooks);
@@ -221,14 +222,15 @@ bool ServiceCore::wait_for_ring() noexcept {
 }
 
 void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
-  detail::name_this_thread("fuse-uring", worker.qid);
-  // The kernel hands this queue the requests of callers on CPU qid: start there (the entries'
-  // memory is then touched first on that CPU's node); QueueAffinity moves the thread under load.
+  detail::name_this_thread("fuse-uring", worker.number);
+  // The kernel hands this queue the requests of callers on CPU `number`: start there (the
+  // entries' memory is then touched first on that CPU's node); QueueAffinity moves the thread
+  // under load.
   cpu_set_t allowed;
   if (::sched_getaffinity(0, sizeof(allowed), &allowed) != 0) CPU_ZERO(&allowed);
-  QueueAffinity affinity(worker.qid, allowed);
+  QueueAffinity affinity(worker.number, allowed);
   if (affinity.pinned()) (void)::sched_setaffinity(0, sizeof(cpu_set_t), &affinity.home());
-  auto queue = UringQueue::create(session_fd_, worker.qid, ring_.depth, hooks.buffer_size);
+  auto queue = UringQueue::create(session_fd_, worker.number, ring_.depth, hooks.buffer_size);
   {
     std::lock_guard lock(mutex_);
     ++rings_created_;
@@ -244,7 +246,7 @@ void ServiceCore::run_ring(Worker& worker, const Hooks& hooks) noexcept {
   // Refused before any request: the kernel turned io_uring off and stays on /dev/fuse.
   if (!ring_refused_.exchange(true)) {
     fmt::print(stderr, "fuse_backend: the kernel refused FUSE-over-io_uring queue {} ({}); serving over /dev/fuse\n",
-               worker.qid, std::make_error_code(served.error()).message());
+               worker.number, std::make_error_code(served.error()).message());
   }
 }
 

@@ -195,12 +195,13 @@ class ServiceCore {
   int session_fd() const noexcept { return session_fd_; }
 
  private:
-  // A /dev/fuse worker (with a channel) or an io_uring queue thread (queue id `qid`).
+  // A /dev/fuse worker (with a channel; thread name fuse-dev-`number`, from 0, the one that may
+  // busy-poll) or an io_uring queue thread (`number`: its queue id, i.e. its CPU).
   struct Worker {
-    explicit Worker(Channel c) noexcept : channel(std::move(c)) {}
-    explicit Worker(unsigned queue) noexcept : qid(queue) {}
+    Worker(Channel c, unsigned n) noexcept : channel(std::move(c)), number(n) {}
+    explicit Worker(unsigned queue) noexcept : number(queue) {}
     std::optional<Channel> channel;
-    unsigned qid = 0;
+    unsigned number = 0;
     std::atomic<std::uint64_t> served{0};  // io_uring requests
     std::thread thread;
     // The kernel thread id while the worker runs (0 before and after): what stop() signals.
