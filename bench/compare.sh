@@ -205,6 +205,11 @@ drop_caches() {
   echo "$1" >/proc/sys/vm/drop_caches
 }
 
+# Writes back what earlier jobs left dirty, so that it is not written back during the next one:
+# a previous target's untar left tens of MiB dirty, which the kernel flushed (compressing it into
+# the RAM disk, on the CPUs the job needs) during the next target's new-file write + fsync.
+settle() { sync; }
+
 record() { printf '%s\t%s\t%s\n' "$target" "$1" "$2" >>"$results"; }
 
 # fio KEY FIGURE ARGS...: one fio job on $dir/fio.dat; FIGURE is mib (MiB/s) or iops. Records the
@@ -214,6 +219,7 @@ run_fio() {
   local key=$1 figure=$2
   shift 2
   local before after line status=0
+  settle
   before=$(cpu_ticks)
   line=$(fio --name="$key" --filename="$dir/fio.dat" --output-format=terse --terse-version=3 \
              "$@" 2>"$work/fio.err" | tail -n 1) || status=$?
@@ -259,6 +265,7 @@ run_disk_workloads() {
 
   echo "compare.sh: [$target] untar ($tree_files files)" >&2
   mkdir "$dir/untar"
+  settle
   local start end
   start=$(seconds_now)
   tar -xf "$tarball" -C "$dir/untar"
@@ -276,6 +283,7 @@ run_metadata_workloads() {
   for phase in create stat readdir unlink; do
     # Drop dentries and inodes before stat: every stat is then a lookup (a LOOKUP for FUSE), not
     # a dcache hit. The page cache stays, so native stats do not wait for the disk either.
+    settle
     [[ $phase == stat ]] && drop_caches 2
     out=$("$tools/metadata_ops" "$phase" "$dir/meta" "$file_count")
     record "meta_$phase$suffix" "$(awk '{ printf "%.0f", $2 / $3 }' <<<"$out")"
