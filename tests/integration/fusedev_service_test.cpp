@@ -177,7 +177,8 @@ class GatedFs : public MemoryFs {
                                                std::optional<api::HandleId> handle) {
     for (auto& gate : gates) {
       api::InodeId expected = inode;
-      if (inode != api::InodeId{0} && gate.inode.compare_exchange_strong(expected, api::InodeId{0})) {
+      if (inode != api::InodeId{0} &&
+          gate.inode.compare_exchange_strong(expected, api::InodeId{0})) {
         gate.entered.set_value(::gettid());
         gate.opened.get_future().wait();
       }

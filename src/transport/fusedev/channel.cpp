@@ -237,7 +237,8 @@ Result<Reader> Channel::receive(api::BackingFiles* backing, const std::atomic<bo
   return got;
 }
 
-Result<Reader> Channel::take_request(api::BackingFiles* backing, const std::atomic<bool>* stop) noexcept {
+Result<Reader> Channel::take_request(api::BackingFiles* backing,
+                                     const std::atomic<bool>* stop) noexcept {
   if (auto drained = drain_pipe(); !drained) return fail(drained.error());
   std::optional<std::chrono::steady_clock::time_point> idle_since;
   for (;;) {
@@ -275,7 +276,8 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
   // No window after a large WRITE: its caller has the next one's data to copy first, which takes
   // longer than the window (and an empty splice attempt costs the kernel an allocation).
   // Nor while another channel answers a request (ReceiveOptions::answering).
-  const bool others_answer = answering_ != nullptr && answering_->load(std::memory_order_relaxed) != 0;
+  const bool others_answer =
+      answering_ != nullptr && answering_->load(std::memory_order_relaxed) != 0;
   if (!after_large_write_ && !others_answer && now - *idle_since < busy_poll_) {
     // Polite polling: a thread waiting for this CPU runs first (often the caller about to send
     // the next request); without one this returns at once.

@@ -584,7 +584,8 @@ TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
   for (const unsigned others : {0u, 1u}) {
     Pipe pipe;
     std::atomic<unsigned> answering{others};
-    fusedev::Channel channel(pipe.read_end.get(), 0, {.busy_poll = window, .answering = &answering});
+    fusedev::Channel channel(pipe.read_end.get(), 0,
+                             {.busy_poll = window, .answering = &answering});
     auto received = std::async(std::launch::async, [&] {
       timespec before{}, after{};
       ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &before);
@@ -592,8 +593,9 @@ TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
       ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &after);
       const auto cpu = std::chrono::seconds(after.tv_sec - before.tv_sec) +
                        std::chrono::nanoseconds(after.tv_nsec - before.tv_nsec);
-      return std::pair(reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error"),
-                       std::chrono::duration_cast<std::chrono::microseconds>(cpu));
+      auto message =
+          reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+      return std::pair(message, std::chrono::duration_cast<std::chrono::microseconds>(cpu));
     });
     std::this_thread::sleep_for(3 * window);
     ASSERT_EQ(::write(pipe.write_end.get(), "next", 4), 4);

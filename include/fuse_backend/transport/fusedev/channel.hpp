@@ -69,7 +69,7 @@ struct ReceiveOptions {
   // finished, i.e. returned by receive() and not yet followed by their next receive(). A
   // busy-polling channel does not poll while another is answering: requests then come in
   // parallel, and a spinning CPU only takes time from the callers and the other workers (fio,
-  // 16 random 4 KiB reads in flight, 2 CPUs: 86-92k IOPS polling, 94-102k sleeping at once),
+  // 16 random 4 KiB reads in flight, 2 CPUs: 84-92k IOPS polling, 94-107k sleeping at once),
   // while a caller that waits for each reply leaves the other workers idle and keeps the gain.
   std::atomic<unsigned>* answering = nullptr;
 };
