@@ -281,9 +281,9 @@ run_metadata_workloads() {
   mkdir "$dir/meta"
   local phase out
   for phase in create stat readdir unlink; do
+    settle
     # Drop dentries and inodes before stat: every stat is then a lookup (a LOOKUP for FUSE), not
     # a dcache hit. The page cache stays, so native stats do not wait for the disk either.
-    settle
     [[ $phase == stat ]] && drop_caches 2
     out=$("$tools/metadata_ops" "$phase" "$dir/meta" "$file_count")
     record "meta_$phase$suffix" "$(awk '{ printf "%.0f", $2 / $3 }' <<<"$out")"

@@ -170,7 +170,19 @@ class GatedFs : public MemoryFs {
   struct Gate {
     std::atomic<api::InodeId> inode{api::InodeId{0}};
     std::promise<pid_t> entered;  // by the thread that waits at the gate
+    void open() {
+      if (!was_opened.exchange(true)) opened.set_value();
+    }
     std::promise<void> opened;
+    std::atomic<bool> was_opened{false};
+  };
+  // Opens every gate still closed when it goes. Declared after the futures of the requests that
+  // wait at the gates, it lets a test that fails while a worker waits there end, not hang.
+  struct OpenGatesAtExit {
+    GatedFs& fs;
+    ~OpenGatesAtExit() {
+      for (auto& gate : fs.gates) gate.open();
+    }
   };
   GatedFs() : MemoryFs(0s) {}  // nothing cached: every stat(2) is a GETATTR
   fuse_backend::Result<api::AttrReply> getattr(const api::Context& ctx, api::InodeId inode,
@@ -213,6 +225,7 @@ void drain_and_stop_answers_what_is_queued(bool io_uring) {
   // Both callers on one CPU: over io_uring their requests then go to the same queue.
   const int cpu = fuse_backend::testing::first_allowed_cpu();
   ServedMount<GatedFs> mount(fs, options);
+  GatedFs::OpenGatesAtExit open_at_exit{fs};
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("gate"), ""));
   ASSERT_NO_FATAL_FAILURE(write_file(mount.path("queued"), ""));
@@ -244,7 +257,7 @@ void drain_and_stop_answers_what_is_queued(bool io_uring) {
   }
 
   mount.service().drain_and_stop(5s);
-  fs.gates[0].opened.set_value();
+  fs.gates[0].open();
   EXPECT_EQ(held.get(), 0);
   ASSERT_EQ(queued.wait_for(5s), std::future_status::ready) << "the queued request was not answered";
   EXPECT_EQ(queued.get(), 0);
@@ -362,6 +375,7 @@ TEST(FusedevService, BusyPollingWorkerSleepsWhileAnotherAnswers) {
   ServedMount<GatedFs> mount(fs, options);
   ASSERT_TRUE(mount.ok()) << mount.error();
   std::array<std::future<int>, 2> stats;
+  GatedFs::OpenGatesAtExit open_at_exit{fs};
   std::array<pid_t, 2> workers{};
   for (std::size_t i = 0; i < 2; ++i) {
     const auto path = mount.path(i == 0 ? "a" : "b");
@@ -382,11 +396,11 @@ TEST(FusedevService, BusyPollingWorkerSleepsWhileAnotherAnswers) {
   ASSERT_EQ(thread_name(workers[first]), "fuse-dev-0");
   ASSERT_EQ(thread_name(workers[1 - first]), "fuse-dev-1");
   const double before = process_cpu_seconds();
-  fs.gates[first].opened.set_value();
+  fs.gates[first].open();
   EXPECT_EQ(stats[first].get(), 0);
   std::this_thread::sleep_for(200ms);
   EXPECT_LT(process_cpu_seconds() - before, 0.05) << "worker 0 polled while worker 1 answered";
-  fs.gates[1 - first].opened.set_value();
+  fs.gates[1 - first].open();
   EXPECT_EQ(stats[1 - first].get(), 0);
 }
 
