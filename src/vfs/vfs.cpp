@@ -329,7 +329,8 @@ Result<std::uint64_t> Vfs::init(std::uint64_t offered) {
   // The kernel gets what every backend wants, and each backend must then be set up for exactly
   // that: a backend sets itself up from what it answers (PassthroughFs takes the writeback cache
   // it asked for), so the narrowed offer goes round again until nobody drops anything more.
-  const bool any = std::any_of(backends_.begin(), backends_.end(), [](const auto& b) { return b != nullptr; });
+  const bool any =
+      std::any_of(backends_.begin(), backends_.end(), [](const auto& b) { return b != nullptr; });
   std::uint64_t wanted = any ? offered : offered & api::always_on_init_flags;
   for (bool narrowed = any; narrowed;) {
     std::uint64_t common = wanted;

@@ -356,12 +356,16 @@ TEST(FusedevService, OneWorkerWakesPerRequestWhenAllSleep) {
   EXPECT_LT(per_request, 1.4);
 }
 
-// The name of thread `tid` of this process.
-std::string thread_name(pid_t tid) {
-  std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
+// The name of the thread whose /proc directory is `task` (/proc/self/task/TID).
+std::string thread_name(const std::filesystem::path& task) {
+  std::ifstream comm(task / "comm");
   std::string name;
   std::getline(comm, name);
   return name;
+}
+
+std::string thread_name(pid_t tid) {
+  return thread_name(std::filesystem::path("/proc/self/task") / std::to_string(tid));
 }
 
 // Worker 0 does not busy-poll while the other worker answers a request (requests then come in
@@ -422,9 +426,7 @@ std::string cpus_allowed(const std::string& name) {
   };
   if (name.empty()) return allowed_list("/proc/self/status");
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string line;
-    if (std::getline(comm, line) && line == name) return allowed_list(task.path() / "status");
+    if (thread_name(task.path()) == name) return allowed_list(task.path() / "status");
   }
   return {};
 }

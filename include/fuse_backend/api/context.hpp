@@ -14,6 +14,7 @@
 #include <span>
 
 #include <fuse_backend/api/backing.hpp>
+#include <fuse_backend/api/detail/inflight_requests.hpp>
 
 namespace fuse_backend::api {
 
@@ -32,7 +33,8 @@ struct Context {
   // True once the kernel sent FUSE_INTERRUPT for this request: a long-running op may stop early
   // and answer EINTR.
   bool interrupted() const noexcept {
-    return interrupted_ != nullptr && (interrupted_->load(std::memory_order_relaxed) & 1) != 0;
+    return interrupted_ != nullptr && (interrupted_->load(std::memory_order_relaxed) &
+                                       detail::InflightRequests::interrupted_bit) != 0;
   }
   // Whether the op may hold its thread waiting (for a contended lock). False where the thread
   // serves a queue that nothing else would serve meanwhile (a virtio queue, an io_uring queue's

@@ -283,8 +283,8 @@ Result<void> Session::unmount(bool lazy) noexcept {
       if (!pid) return fail(pid.error());
       // ECHILD: the embedding program reaps children itself; the unmount's outcome is unknown
       // then, and nothing can be done about it.
-      if (auto waited = wait_success(*pid); !waited && waited.error() != std::errc::no_child_process)
-        return waited;
+      auto waited = wait_success(*pid);
+      if (!waited && waited.error() != std::errc::no_child_process) return waited;
     } catch (...) {  // std::bad_alloc building the arguments
       return fail(std::errc::not_enough_memory);
     }

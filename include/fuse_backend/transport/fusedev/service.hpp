@@ -335,7 +335,8 @@ class Service {
       if (!reader) {
         if (reader.error() == std::errc::operation_canceled) return drain(channel);  // stop()
         // Unmounted, or aborted (ECONNABORTED since abort_error is negotiated): a clean end.
-        if (reader.error() == std::errc::no_such_device || reader.error() == std::errc::connection_aborted)
+        if (reader.error() == std::errc::no_such_device ||
+            reader.error() == std::errc::connection_aborted)
           return stop();
         return core_.record_error(reader.error());
       }
