@@ -164,20 +164,27 @@ TEST_P(PassthroughFileHandlesTest, DeletedInodeIsStale) {
 // object to prevent that: a lookup of the new file must give a new inode, not the old one
 // (whose handle answers ESTALE), which answers ESTALE by its id until the kernel forgets it.
 TEST_P(PassthroughFileHandlesTest, ReusedInodeNumberIsANewInode) {
-  write_file(source_ / "a", "old");
   auto& fs = make_with_handles();
-  const auto a = lookup(root_inode, "a");
-  struct stat st {};
-  ASSERT_EQ(::stat((source_ / "a").c_str(), &st), 0);
-  const ino_t number = st.st_ino;
-  fs::remove(source_ / "a");
-  // ext4 (/tmp here) gives a file the lowest free inode number of its directory's group.
+  // ext4 (/tmp here) gives a file the lowest free inode number of its directory's group. A test
+  // running beside this one may create a file in /tmp first and take the freed number: then
+  // the scene starts again with another file.
+  api::InodeId a{};
+  ino_t number = 0;
   std::string reused;
-  for (int i = 0; i < 200 && reused.empty(); ++i) {
-    const std::string name = "b" + std::to_string(i);
-    write_file(source_ / name, "new");
-    ASSERT_EQ(::stat((source_ / name).c_str(), &st), 0);
-    if (st.st_ino == number) reused = name;
+  for (int attempt = 0; attempt < 5 && reused.empty(); ++attempt) {
+    const std::string old_name = "a" + std::to_string(attempt);
+    write_file(source_ / old_name, "old");
+    a = lookup(root_inode, old_name);
+    struct stat st {};
+    ASSERT_EQ(::stat((source_ / old_name).c_str(), &st), 0);
+    number = st.st_ino;
+    fs::remove(source_ / old_name);
+    for (int i = 0; i < 200 && reused.empty(); ++i) {
+      const std::string name = "b" + std::to_string(attempt) + "-" + std::to_string(i);
+      write_file(source_ / name, "new");
+      ASSERT_EQ(::stat((source_ / name).c_str(), &st), 0);
+      if (st.st_ino == number) reused = name;
+    }
   }
   ASSERT_FALSE(reused.empty()) << "the host did not reuse inode number " << number;
   const auto b = lookup(root_inode, reused);
