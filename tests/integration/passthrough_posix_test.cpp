@@ -349,9 +349,24 @@ class LockHolder {
 // both pinned to one CPU (over io_uring: one queue for the waiter and the unlock); the lock is
 // dropped before the waiter is reaped.
 struct WaitingForAHeldLock {
-  WaitingForAHeldLock(UniqueFd held, const std::string& file)
-      : fd(std::move(held)), waiter(file), holder(fd.get()) {}
+  WaitingForAHeldLock(UniqueFd held, const std::string& file, const OpcodeCounter& counter)
+      : fd(std::move(held)), requests(counter), waits_before(counter[abi::opcode::setlkw]),
+        waiter(file), holder(fd.get()) {}
+  // Whether flock(1) waits for its answer and the daemon has its SETLKW, within 10 s. The kernel
+  // sends FUSE_INTERRUPT for a request only once the daemon has it; over io_uring (Linux 6.18)
+  // it does not catch up with a signal that came while the request was still on its way to the
+  // ring (fuse_uring_prepare_send sets FR_SENT without looking at FR_INTERRUPTED, which
+  // fuse_dev_do_read does), so a test that signalled before then would wait for ever.
+  bool waiting() {
+    if (!waiter.waiting()) return false;
+    for (int i = 0; i < 1000 && requests[abi::opcode::setlkw] == waits_before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return requests[abi::opcode::setlkw] > waits_before;
+  }
   UniqueFd fd;
+  const OpcodeCounter& requests;
+  const std::uint64_t waits_before;
   fuse_backend::testing::OnOneCpu pinned{fuse_backend::testing::first_allowed_cpu()};
   LockWaiter waiter;
   LockHolder holder;
@@ -362,8 +377,8 @@ struct WaitingForAHeldLock {
 TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
   UniqueFd fd = start_holding_a_lock(Holder::mount);
   ASSERT_TRUE(fd.valid());
-  WaitingForAHeldLock lock(std::move(fd), path("f"));
-  ASSERT_TRUE(lock.waiter.waiting()) << "a blocking flock of a held lock did not wait";
+  WaitingForAHeldLock lock(std::move(fd), path("f"), requests_);
+  ASSERT_TRUE(lock.waiting()) << "a blocking flock of a held lock did not wait";
   struct stat st {};
   EXPECT_EQ(::stat(path("f").c_str(), &st), 0) << "other requests are served meanwhile";
   ASSERT_TRUE(lock.holder.release()) << errno_text();
@@ -377,8 +392,8 @@ TEST_P(PassthroughPosix, BlockingLockWaitsForTheUnlockFromItsOwnCpu) {
 TEST_P(PassthroughPosix, BlockingLockWaitEndsOnInterrupt) {
   UniqueFd fd = start_holding_a_lock(Holder::mount);
   ASSERT_TRUE(fd.valid());
-  WaitingForAHeldLock lock(std::move(fd), path("f"));
-  ASSERT_TRUE(lock.waiter.waiting()) << "a blocking flock of a held lock did not wait";
+  WaitingForAHeldLock lock(std::move(fd), path("f"), requests_);
+  ASSERT_TRUE(lock.waiting()) << "a blocking flock of a held lock did not wait";
   ASSERT_EQ(::kill(lock.waiter.pid(), SIGUSR1), 0);
   const auto status = lock.waiter.status(10000);
   ASSERT_TRUE(status) << "the interrupted wait went on";
@@ -392,8 +407,8 @@ TEST_P(PassthroughPosix, UnmountEndsALockWait) {
   // Held on the host, so that letting go of it needs no request to a stopping service.
   UniqueFd fd = start_holding_a_lock(Holder::host);
   ASSERT_TRUE(fd.valid());
-  WaitingForAHeldLock lock(std::move(fd), path("f"));
-  ASSERT_TRUE(lock.waiter.waiting()) << "a blocking flock of a held lock did not wait";
+  WaitingForAHeldLock lock(std::move(fd), path("f"), requests_);
+  ASSERT_TRUE(lock.waiting()) << "a blocking flock of a held lock did not wait";
   if (io_uring_) {
     EXPECT_GT(mount_->service().io_uring_requests(), 0u);
   }
