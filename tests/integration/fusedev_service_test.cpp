@@ -46,6 +46,7 @@
 #include <support/memory_fs.hpp>
 #include <support/mount_guard.hpp>
 #include <support/served_mount.hpp>
+#include <support/wait_channel.hpp>
 
 namespace {
 
@@ -200,14 +201,6 @@ class GatedFs : public MemoryFs {
   std::array<Gate, 2> gates;
 };
 
-// Whether thread `tid` of this process sleeps waiting for a FUSE reply.
-bool waits_for_fuse_reply(pid_t tid) {
-  std::ifstream wchan("/proc/self/task/" + std::to_string(tid) + "/wchan");
-  std::string where;
-  wchan >> where;
-  return where == "request_wait_answer";
-}
-
 // drain_and_stop(): a request queued in the kernel while the only worker (or, over io_uring,
 // the queue thread of the callers' CPU) is busy is still answered before it ends (a plain
 // stop() leaves it waiting until the unmount).
@@ -251,7 +244,8 @@ void drain_and_stop_answers_what_is_queued(bool io_uring) {
     return ::fstat(queued_fd.get(), &out) == 0 ? 0 : errno;
   });
   const auto give_up = std::chrono::steady_clock::now() + 5s;
-  while (queued_tid.load() == 0 || !waits_for_fuse_reply(queued_tid.load())) {
+  while (queued_tid.load() == 0 ||
+         fuse_backend::testing::wait_channel(queued_tid.load()) != "request_wait_answer") {
     ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the second stat never reached the kernel's queue";
     std::this_thread::sleep_for(1ms);
   }

@@ -25,6 +25,7 @@
 
 #include <support/cpu_pin.hpp>
 #include <support/fuse_io_uring.hpp>
+#include <support/wait_channel.hpp>
 
 #include "passthrough_mount_fixture.hpp"
 
@@ -312,9 +313,8 @@ class LockWaiter {
   }
   // Whether it is waiting for the answer to a FUSE request (its flock(2)) within 10 s.
   bool waiting() {
-    const std::string wchan = "/proc/" + std::to_string(pid()) + "/wchan";
     for (int i = 0; i < 1000; ++i) {
-      if (read_file(wchan) == "request_wait_answer") return true;
+      if (fuse_backend::testing::wait_channel(pid()) == "request_wait_answer") return true;
       if (status()) return false;  // ended instead
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

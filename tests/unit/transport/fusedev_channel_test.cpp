@@ -31,6 +31,7 @@
 #include <fuse_backend/transport/fusedev/service.hpp>
 #include <support/message_builder.hpp>
 #include <support/temp_dir.hpp>
+#include <support/wait_channel.hpp>
 
 namespace {
 
@@ -575,15 +576,6 @@ TEST(FusedevChannel, BusyPollingWaitsForTheNextMessage) {
   }
 }
 
-// Whether thread `tid` of this process sleeps in the kernel (a wait channel other than "0"; a
-// thread that runs, or waits for a CPU, has none).
-bool sleeps(pid_t tid) {
-  std::ifstream wchan("/proc/self/task/" + std::to_string(tid) + "/wchan");
-  std::string where;
-  wchan >> where;
-  return !where.empty() && where != "0";
-}
-
 // A channel counts itself among the answering ones from the request receive() returns until its
 // next receive(), and a busy-polling channel polls only while no other one is answering: with
 // the count at 0 it stays awake for its whole window before it sleeps, with another channel
@@ -603,7 +595,8 @@ TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
       return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
     });
     const auto [tid, since] = receiving.get_future().get();
-    while (!sleeps(tid) && std::chrono::steady_clock::now() - since < 3 * window) {
+    while (!fuse_backend::testing::sleeps(tid) &&
+           std::chrono::steady_clock::now() - since < 3 * window) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     const auto awake = std::chrono::steady_clock::now() - since;
