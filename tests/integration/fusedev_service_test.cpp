@@ -41,6 +41,7 @@
 #include <fuse_backend/detail/unique_fd.hpp>
 #include <fuse_backend/transport/fusedev/signals.hpp>
 #include <support/cpu_pin.hpp>
+#include <support/eventually.hpp>
 #include <support/files.hpp>
 #include <support/fuse_io_uring.hpp>
 #include <support/memory_fs.hpp>
@@ -53,6 +54,7 @@ namespace {
 namespace api = fuse_backend::api;
 namespace fusedev = fuse_backend::transport::fusedev;
 using fuse_backend::detail::UniqueFd;
+using fuse_backend::testing::eventually;
 using fuse_backend::testing::is_mounted;
 using fuse_backend::testing::MemoryFs;
 using fuse_backend::testing::write_file;
@@ -423,17 +425,6 @@ std::string cpus_allowed(const std::string& name) {
     if (thread_name(task.path()) == name) return allowed_list(task.path() / "status");
   }
   return {};
-}
-
-// Polls `condition` every millisecond for up to 10 s (a queue thread may move back and forth;
-// frequent looks catch it where it spends any time).
-template <typename Condition>
-bool eventually(Condition condition) {
-  for (int i = 0; i < 10000; ++i) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return condition();
 }
 
 // A thread on CPU `cpu` only (whose callers' requests the kernel hands to io_uring queue `cpu`)

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <support/cpu_pin.hpp>
+#include <support/eventually.hpp>
 #include <support/fuse_io_uring.hpp>
 #include <support/wait_channel.hpp>
 
@@ -358,11 +359,8 @@ struct WaitingForAHeldLock {
   // ring (fuse_uring_prepare_send sets FR_SENT without looking at FR_INTERRUPTED, which
   // fuse_dev_do_read does), so a test that signalled before then would wait for ever.
   bool waiting() {
-    if (!waiter.waiting()) return false;
-    for (int i = 0; i < 1000 && requests[abi::opcode::setlkw] == waits_before; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return requests[abi::opcode::setlkw] > waits_before;
+    const auto daemon_has_it = [this] { return requests[abi::opcode::setlkw] > waits_before; };
+    return waiter.waiting() && fuse_backend::testing::eventually(daemon_has_it);
   }
   UniqueFd fd;
   const OpcodeCounter& requests;
