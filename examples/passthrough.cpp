@@ -92,6 +92,9 @@ Options:
   xattr, noxattr           extended attributes (default noxattr)
   readdirplus, no_readdirplus   listings carry attributes (default readdirplus)
   posix_locks, no_posix_locks   serve fcntl locks on the host (default posix_locks)
+  write_behind, no_write_behind   start writing each whole MiB a client appends to a file
+                           to the host's disk at once, not 30 s later or at its fsync
+                           (default write_behind)
   no_open, no_opendir      tell the kernel it need not send OPEN / OPENDIR
   killpriv_v2              the daemon clears set-uid/set-gid bits on write/truncate/chown
   announce_submounts       host mount points inside SOURCE get their own st_dev
@@ -233,6 +236,8 @@ constexpr Flag flags[] = {
     {"no_readdirplus", [](Options& o) { o.fs.readdirplus = false; }},
     {"posix_locks", [](Options& o) { o.fs.posix_locks = true; }},
     {"no_posix_locks", [](Options& o) { o.fs.posix_locks = false; }},
+    {"write_behind", [](Options& o) { o.fs.write_behind = true; }},
+    {"no_write_behind", [](Options& o) { o.fs.write_behind = false; }},
     {"no_open", [](Options& o) { o.fs.no_open = true; }},
     {"no_opendir", [](Options& o) { o.fs.no_opendir = true; }},
     {"killpriv_v2", [](Options& o) { o.fs.killpriv_v2 = true; }},

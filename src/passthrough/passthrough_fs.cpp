@@ -528,6 +528,19 @@ class PassthroughFs::Impl {
     return io;
   }
 
+  // The host file's size before a write that may complete a write-behind chunk (an append, or
+  // one that reaches a chunk boundary), to learn whether it grew the file; nullopt for the
+  // others, which need no fstat.
+  static std::optional<std::uint64_t> size_for_write_behind(const PassthroughFs& fs, const IoFile& io,
+                                                            std::uint64_t offset, std::uint32_t size,
+                                                            bool appends) noexcept {
+    if (!fs.write_behind_ || !io.file) return std::nullopt;
+    if (!appends && (offset + size) / WriteBehind::chunk == offset / WriteBehind::chunk) return std::nullopt;
+    struct stat st {};
+    if (::fstat(io.fd(), &st) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.st_size);
+  }
+
   // seal_size: nothing may move a file's end, neither past `end` nor (`shrink`) below it.
   static Result<void> check_seal(const PassthroughFs& fs, int fd, std::uint64_t end,
                                  bool shrink = false) noexcept {
@@ -645,7 +658,9 @@ PassthroughFs::PassthroughFs(Config config, UniqueFd proc_self_fd, std::shared_p
       proc_self_fd_(std::move(proc_self_fd)),
       inodes_(std::move(root)),
       daemon_groups_(std::move(daemon_groups)),
-      privileged_(privileged) {}
+      privileged_(privileged) {
+  if (config_.write_behind) write_behind_.emplace();
+}
 
 PassthroughFs::~PassthroughFs() = default;
 
@@ -1112,6 +1127,7 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
   // Under the writeback cache our WRITEs are not taken for ours (see PageCacheVersion).
   PageCacheVersion& cache = io->inode().page_cache;
   if (!writeback_.load(std::memory_order_relaxed)) cache.before_own_write(io->fd());
+  const auto size_before = Impl::size_for_write_behind(*this, *io, offset, size, appends);
   std::size_t done = 0;
   Result<std::size_t> last = 0;
   while (done < size) {
@@ -1120,6 +1136,11 @@ Result<std::size_t> PassthroughFs::write(const api::Context& ctx, InodeId inode,
     done += *last;
   }
   if (done != size) cache.forget();
+  if (size_before) {
+    const std::uint64_t start = appends ? *size_before : offset;  // where an append landed
+    if (auto chunks = WriteBehind::completed_chunks({start, start + done}, *size_before))
+      write_behind_->write_back(io->file, *chunks);
+  }
   if (done == 0 && !last) return fail(last.error());
   return done;  // a short count for the part that reached the file
 }
@@ -1148,6 +1169,7 @@ Result<void> PassthroughFs::release(const api::Context& ctx, InodeId inode, api:
   if (!find_handle(inode, handle)) return fail(std::errc::bad_file_descriptor);
   auto file = handles_.remove(handle);
   if (!file) return fail(std::errc::bad_file_descriptor);
+  if (write_behind_) write_behind_->forget(*file);
   // A request still running on this handle keeps the fd open a little longer; a flock must not
   // outlive the RELEASE that asked to drop it.
   if ((release_flags & abi::release_flags::flock_unlock) != 0) (void)::flock(file->fd(), LOCK_UN);

@@ -122,6 +122,10 @@ struct Config {
   // and mmaps the host file directly. Falls back to ordinary I/O (logged once) where the kernel
   // or the transport cannot.
   bool passthrough_backing = false;
+  // Start the host's writeback of each whole MiB a write appends to a file, on a thread of the
+  // daemon's, instead of leaving it all to the kernel's flusher or the client's fsync (see
+  // WriteBehind, which says what it costs).
+  bool write_behind = true;
   // Host file handles instead of an O_PATH fd per inode, see InodeFileHandles. The root always
   // keeps its fd.
   InodeFileHandles inode_file_handles = InodeFileHandles::automatic;

@@ -78,6 +78,7 @@
 #include <fuse_backend/passthrough/file_handle.hpp>
 #include <fuse_backend/passthrough/handle_table.hpp>
 #include <fuse_backend/passthrough/inode_store.hpp>
+#include <fuse_backend/passthrough/write_behind.hpp>
 #include <fuse_backend/result.hpp>
 
 namespace fuse_backend::passthrough {
@@ -222,6 +223,9 @@ class PassthroughFs {
   std::atomic<bool> passthrough_{false};
   std::atomic<bool> passthrough_warned_{false};
   std::atomic<std::size_t> lock_waiters_{0};  // SETLKW requests waiting now (max_lock_waiters)
+
+  // Last, so that its thread stops before the rest goes: it holds open files.
+  std::optional<WriteBehind> write_behind_;  // Config::write_behind
 };
 
 static_assert(api::Filesystem<PassthroughFs> && api::check_signatures<PassthroughFs>());
