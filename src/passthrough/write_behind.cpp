@@ -15,7 +15,9 @@ std::optional<FileRange> WriteBehind::completed_chunks(FileRange written, std::u
   return whole;
 }
 
-WriteBehind::WriteBehind() : thread_([this] { run(); }) {}
+WriteBehind::WriteBehind() : thread_([this] { run(); }) {
+  detail::name_thread(thread_.native_handle(), "fuse-wb", 0);  // named once this returns
+}
 
 WriteBehind::~WriteBehind() {
   {
@@ -60,7 +62,6 @@ void WriteBehind::forget(const OpenFile& file) noexcept {
 }
 
 void WriteBehind::run() noexcept {
-  detail::name_this_thread("fuse-wb", 0);
   std::unique_lock lock(mutex_);
   for (;;) {
     queued_.wait(lock, [&] { return stop_ || size_ != 0; });
