@@ -659,7 +659,9 @@ PassthroughFs::PassthroughFs(Config config, UniqueFd proc_self_fd, std::shared_p
       inodes_(std::move(root)),
       daemon_groups_(std::move(daemon_groups)),
       privileged_(privileged) {
-  if (config_.write_behind) write_behind_.emplace();
+  // Under seal_size no write grows a file, so write-behind would never have work (and each
+  // write at a chunk boundary would pay its fstat beside check_seal's).
+  if (config_.write_behind && !config_.seal_size) write_behind_.emplace();
 }
 
 PassthroughFs::~PassthroughFs() = default;

@@ -47,6 +47,7 @@
 #include <support/memory_fs.hpp>
 #include <support/mount_guard.hpp>
 #include <support/served_mount.hpp>
+#include <support/thread_names.hpp>
 #include <support/wait_channel.hpp>
 
 namespace {
@@ -57,6 +58,7 @@ using fuse_backend::detail::UniqueFd;
 using fuse_backend::testing::eventually;
 using fuse_backend::testing::is_mounted;
 using fuse_backend::testing::MemoryFs;
+using fuse_backend::testing::thread_name;
 using fuse_backend::testing::write_file;
 using fuse_backend::testing::ServedMount;
 using namespace std::chrono_literals;
@@ -350,18 +352,6 @@ TEST(FusedevService, OneWorkerWakesPerRequestWhenAllSleep) {
   const double per_request = static_cast<double>(other_threads_sleeps() - before) / requests;
   EXPECT_GT(per_request, 0.8) << "the workers did not sleep between requests";
   EXPECT_LT(per_request, 1.4);
-}
-
-// The name of the thread whose /proc directory is `task` (/proc/self/task/TID).
-std::string thread_name(const std::filesystem::path& task) {
-  std::ifstream comm(task / "comm");
-  std::string name;
-  std::getline(comm, name);
-  return name;
-}
-
-std::string thread_name(pid_t tid) {
-  return thread_name(std::filesystem::path("/proc/self/task") / std::to_string(tid));
 }
 
 // Worker 0 does not busy-poll while the other worker answers a request (requests then come in

@@ -124,7 +124,7 @@ struct Config {
   bool passthrough_backing = false;
   // Start the host's writeback of each whole MiB a write appends to a file, on a thread of the
   // daemon's, instead of leaving it all to the kernel's flusher or the client's fsync (see
-  // WriteBehind, which says what it costs).
+  // WriteBehind, which says what it costs). Moot under seal_size, where no write grows a file.
   bool write_behind = true;
   // Host file handles instead of an O_PATH fd per inode, see InodeFileHandles. The root always
   // keeps its fd.

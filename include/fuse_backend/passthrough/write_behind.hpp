@@ -22,7 +22,7 @@
 // The price: a large file written and deleted within 30 s is written to the disk. Turn it off
 // with Config::write_behind = false (`-o no_write_behind`).
 //
-// Thread safety: all members are thread-safe. wrote() never blocks on the disk and never
+// Thread safety: all members are thread-safe. write_back() never blocks on the disk and never
 // allocates: it queues into a fixed ring, merging a range that continues the last one, and
 // drops the hint when the ring is full (the flusher or fsync write those pages later).
 //

@@ -12,6 +12,7 @@
 #include <fuse_backend/passthrough/write_behind.hpp>
 #include <support/eventually.hpp>
 #include <support/page_cache_state.hpp>
+#include <support/thread_names.hpp>
 
 #include "passthrough_fixture.hpp"
 
@@ -20,6 +21,7 @@ namespace {
 
 using fuse_backend::testing::dirty_pages;
 using fuse_backend::testing::eventually;
+using fuse_backend::testing::threads_named;
 
 constexpr std::uint64_t MiB = WriteBehind::chunk;
 
@@ -43,18 +45,17 @@ TEST(WriteBehindChunks, RewritesInsideTheFileHandOverNothing) {
 
 class PassthroughWriteBehind : public PassthroughTest {
  protected:
-  // Creates `name` with `open_flags` and writes `chunks` MiB to it, a MiB per WRITE at the
-  // offsets a stream of appends has (what the kernel sends for O_APPEND too); the file stays open.
-  api::HandleId write_chunks(std::string_view name, int open_flags, int chunks) {
-    auto created = fs_->create(ctx_, api::root_inode, name, S_IFREG | 0644, O_WRONLY | O_CREAT | open_flags);
+  // Creates `name` and writes `chunks` MiB to it, a MiB per WRITE, each at the end of the
+  // last; the file stays open.
+  api::HandleId write_chunks(std::string_view name, int chunks) {
+    auto created = fs_->create(ctx_, api::root_inode, name, S_IFREG | 0644, O_WRONLY | O_CREAT);
     EXPECT_TRUE(created);
     if (!created) return {};
     inode_ = created->entry.inode;
     for (int i = 0; i < chunks; ++i) {
       MemoryReader in(std::string(MiB, static_cast<char>('a' + i)));
       const auto offset = static_cast<std::uint64_t>(i) * MiB;
-      auto written = fs_->write(ctx_, inode_, created->open.handle, in, MiB, offset, 0,
-                                static_cast<std::uint32_t>(O_WRONLY | open_flags));
+      auto written = fs_->write(ctx_, inode_, created->open.handle, in, MiB, offset, 0, O_WRONLY);
       EXPECT_TRUE(written && *written == MiB);
     }
     return created->open.handle;
@@ -92,23 +93,13 @@ class PassthroughWriteBehind : public PassthroughTest {
     return (flags & O_PATH) != 0;
   }
 
-  static int threads_named(const std::string& name) {
-    int count = 0;
-    for (const auto& task : fs::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string line;
-      if (std::getline(comm, line) && line == name) ++count;
-    }
-    return count;
-  }
-
   api::InodeId inode_{};
 };
 
 TEST_F(PassthroughWriteBehind, AFileGrowingInLargeWritesIsWrittenBackWithoutFsync) {
   make();
   ASSERT_TRUE(host_dirty("."));  // cachestat(2) is there
-  write_chunks("stream", 0, 8);
+  write_chunks("stream", 8);
   EXPECT_TRUE(eventually([&] { return host_dirty("stream") == 0u; }))
       << host_dirty("stream").value_or(0) << " pages still dirty";
 }
@@ -133,15 +124,15 @@ TEST_F(PassthroughWriteBehind, ReleaseClosesTheFileAtOnceWhateverIsStillQueued) 
   make();
   for (int round = 0; round < 8; ++round) {
     const std::string name = "f" + std::to_string(round);
-    const auto handle = write_chunks(name, 0, 16);
+    const auto handle = write_chunks(name, 16);
     ASSERT_TRUE(fs_->release(ctx_, inode_, handle, O_WRONLY, 0, 0));
     EXPECT_EQ(open_fds_on(name), 0) << "round " << round;
   }
 }
 
-// Off, the daemon starts no writeback thread (so nothing but the kernel writes the pages back;
-// checked by the thread rather than by pages staying dirty, which a sync anywhere on this
-// machine, e.g. another test's, would end).
+// Off (or moot), the daemon starts no writeback thread, so nothing but the kernel writes the
+// pages back (checked by the thread rather than by pages staying dirty, which a sync anywhere
+// on this machine, e.g. another test's, would end).
 TEST_F(PassthroughWriteBehind, OffStartsNoThread) {
   make();
   EXPECT_EQ(threads_named("fuse-wb-0"), 1);
@@ -150,7 +141,13 @@ TEST_F(PassthroughWriteBehind, OffStartsNoThread) {
   Config config;
   config.write_behind = false;
   make(config);
-  write_chunks("stream", 0, 8);
+  write_chunks("stream", 8);
+  EXPECT_EQ(threads_named("fuse-wb-0"), 0);
+  // Nor under seal_size, where no write may grow a file.
+  fs_.reset();
+  Config sealed;
+  sealed.seal_size = true;
+  make(sealed);
   EXPECT_EQ(threads_named("fuse-wb-0"), 0);
 }
 
