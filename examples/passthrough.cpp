@@ -116,7 +116,8 @@ Options:
   busy_poll=USECS          after its last request, one worker (with io_uring: each queue
                            thread) keeps looking for the next this long before it sleeps,
                            which saves back-to-back requests a wake-up (a worker: not while
-                           another one is busy; costs up to that much CPU per burst),
+                           another one is busy or requests queue up; costs up to that much
+                           CPU per burst),
                            0..10000 (default 50; 0: off)
   splice_writes, no_splice_writes   move the data of a stream of large writes with splice(2)
                            through a pipe: one copy less per write (default splice_writes;

@@ -241,9 +241,11 @@ Result<Reader> Channel::take_request(api::BackingFiles* backing,
                                      const std::atomic<bool>* stop) noexcept {
   if (auto drained = drain_pipe(); !drained) return fail(drained.error());
   std::optional<std::chrono::steady_clock::time_point> idle_since;
+  bool queued = true;  // until a read finds the queue empty
   for (;;) {
     const bool splicing = after_large_write_ && splices();
     auto got = take(stop, splicing);
+    if (got) count_request(queued);
     if (got && splicing) return unpipe(*got, backing);
     if (got) {
       after_large_write_ = large_write(request_.data(), *got);
@@ -251,7 +253,10 @@ Result<Reader> Channel::take_request(api::BackingFiles* backing,
     }
     // ENOENT: the request was interrupted and dropped between poll and read; take the next.
     if (got.error() == std::errc::no_such_file_or_directory) continue;
-    if (got.error() == std::errc::resource_unavailable_try_again && await_request(idle_since)) continue;
+    if (got.error() == std::errc::resource_unavailable_try_again) {
+      queued = false;
+      if (await_request(idle_since)) continue;
+    }
     if (splicing && got.error() != std::errc::operation_canceled && got.error() != std::errc::no_such_device) {
       // A splice the kernel refused (it cannot have taken a request then, or that request has
       // already been failed back to its caller) never ends the service for a speed-up: read
@@ -261,6 +266,15 @@ Result<Reader> Channel::take_request(api::BackingFiles* backing,
       continue;
     }
     return fail(got.error());
+  }
+}
+
+void Channel::count_request(bool queued) noexcept {
+  queued_in_a_row_ = queued ? std::min(queued_in_a_row_ + 1, queued_in_a_row_to_pause) : 0;
+  if (queued_in_a_row_ >= queued_in_a_row_to_pause) {
+    polls_paused_for_ = poll_pause_requests;
+  } else if (polls_paused_for_ != 0) {
+    --polls_paused_for_;
   }
 }
 
@@ -275,10 +289,12 @@ bool Channel::await_request(std::optional<std::chrono::steady_clock::time_point>
   if (!idle_since) idle_since = now;
   // No window after a large WRITE: its caller has the next one's data to copy first, which takes
   // longer than the window (and an empty splice attempt costs the kernel an allocation).
-  // Nor while another channel answers a request (ReceiveOptions::answering).
+  // Nor while another channel answers a request (ReceiveOptions::answering), nor while paused
+  // (receive()).
   const bool others_answer =
       answering_ != nullptr && answering_->load(std::memory_order_relaxed) != 0;
-  if (!after_large_write_ && !others_answer && now - *idle_since < busy_poll_) {
+  if (!after_large_write_ && !others_answer && polls_paused_for_ == 0 &&
+      now - *idle_since < busy_poll_) {
     // Polite polling: a thread waiting for this CPU runs first (often the caller about to send
     // the next request); without one this returns at once.
     (void)::sched_yield();

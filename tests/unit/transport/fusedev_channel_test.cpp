@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -576,11 +577,36 @@ TEST(FusedevChannel, BusyPollingWaitsForTheNextMessage) {
   }
 }
 
+// How long a busy-polling channel's receive() stayed awake before its thread first slept (at
+// most three windows), and what it then received: "next", written to `send_fd` after that.
+// Judged on the wall clock: the window ends by the clock, so a loaded machine only makes the
+// sleep come later.
+struct AwakeThenReceived {
+  std::chrono::steady_clock::duration awake;
+  std::string received;
+};
+AwakeThenReceived awake_before_sleeping(fusedev::Channel& channel, int send_fd,
+                                        std::chrono::milliseconds window) {
+  std::promise<std::pair<pid_t, std::chrono::steady_clock::time_point>> receiving;
+  auto received = std::async(std::launch::async, [&] {
+    receiving.set_value({::gettid(), std::chrono::steady_clock::now()});
+    auto reader = channel.receive(nullptr);
+    return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+  });
+  const auto [tid, since] = receiving.get_future().get();
+  while (!fuse_backend::testing::sleeps(tid) &&
+         std::chrono::steady_clock::now() - since < 3 * window) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto awake = std::chrono::steady_clock::now() - since;
+  EXPECT_EQ(::write(send_fd, "next", 4), 4);
+  return {awake, received.get()};
+}
+
 // A channel counts itself among the answering ones from the request receive() returns until its
 // next receive(), and a busy-polling channel polls only while no other one is answering: with
 // the count at 0 it stays awake for its whole window before it sleeps, with another channel
-// answering it sleeps at once. Judged by when the receiving thread first sleeps, on the wall
-// clock: the window ends by the clock, so a loaded machine only makes the sleep come later.
+// answering it sleeps at once.
 TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
   constexpr auto window = std::chrono::milliseconds(200);
   for (const unsigned others : {0u, 1u}) {
@@ -588,20 +614,8 @@ TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
     std::atomic<unsigned> answering{others};
     fusedev::Channel channel(pipe.read_end.get(), 0,
                              {.busy_poll = window, .answering = &answering});
-    std::promise<std::pair<pid_t, std::chrono::steady_clock::time_point>> receiving;
-    auto received = std::async(std::launch::async, [&] {
-      receiving.set_value({::gettid(), std::chrono::steady_clock::now()});
-      auto reader = channel.receive(nullptr);
-      return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
-    });
-    const auto [tid, since] = receiving.get_future().get();
-    while (!fuse_backend::testing::sleeps(tid) &&
-           std::chrono::steady_clock::now() - since < 3 * window) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    const auto awake = std::chrono::steady_clock::now() - since;
-    ASSERT_EQ(::write(pipe.write_end.get(), "next", 4), 4);
-    EXPECT_EQ(received.get(), "next");
+    const auto [awake, received] = awake_before_sleeping(channel, pipe.write_end.get(), window);
+    EXPECT_EQ(received, "next");
     if (others == 0) {
       EXPECT_GE(awake, window) << "the channel slept before its window ended";
     } else {
@@ -615,6 +629,44 @@ TEST(FusedevChannel, BusyPollingChannelSleepsAtOnceWhileAnotherAnswers) {
     ASSERT_FALSE(channel.receive(nullptr, &stop));
     EXPECT_EQ(answering.load(), others) << "a receive() that fails leaves it uncounted";
   }
+}
+
+// Requests already queued when a busy-polling channel asks for them, two in a row, pause its
+// polling for its next poll_pause_requests requests: it sleeps at once while paused and polls its
+// whole window again afterwards. One queued request alone (the kernel queues a RELEASE behind
+// the FLUSH its caller waits for) pauses nothing. The messages go over a SOCK_SEQPACKET socket,
+// which keeps them apart as the device does (one read, one request).
+TEST(FusedevChannel, BusyPollingPausesWhileRequestsQueueUp) {
+  constexpr auto window = std::chrono::milliseconds(200);
+  std::array<int, 2> ends{};
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends.data()), 0);
+  const UniqueFd device(ends[0]), kernel(ends[1]);
+  fusedev::Channel channel(device.get(), 0, {.busy_poll = window});
+  const auto queue = [&](std::string_view message) {
+    EXPECT_EQ(::write(kernel.get(), message.data(), message.size()), static_cast<ssize_t>(message.size()));
+  };
+  const auto take_queued = [&] {
+    auto reader = channel.receive(nullptr);
+    return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+  };
+
+  queue("alone");
+  EXPECT_EQ(take_queued(), "alone");
+  auto next = awake_before_sleeping(channel, kernel.get(), window);
+  EXPECT_EQ(next.received, "next");
+  EXPECT_GE(next.awake, window) << "one queued request paused the polling";
+
+  queue("first");
+  queue("second");
+  EXPECT_EQ(take_queued(), "first");
+  EXPECT_EQ(take_queued(), "second");
+  for (unsigned taken = 0; taken < fusedev::poll_pause_requests; ++taken) {
+    next = awake_before_sleeping(channel, kernel.get(), window);
+    EXPECT_EQ(next.received, "next");
+    EXPECT_LT(next.awake, window) << "polled " << taken << " requests into the pause";
+  }
+  next = awake_before_sleeping(channel, kernel.get(), window);
+  EXPECT_GE(next.awake, window) << "still paused after " << fusedev::poll_pause_requests << " requests";
 }
 
 // Sleeping in poll(2) after the window, a busy-polling channel still ends on the stop flag and a

@@ -30,7 +30,8 @@
 // half of the cost, and only the caller's side can avoid it). The price is up to `busy_poll` of
 // one CPU after each burst of requests (with io_uring: of each queue thread's), nothing while
 // idle. Worker 0 does not poll while another worker answers a request (ReceiveOptions::
-// answering): requests in parallel want every CPU for the callers and the workers, and polling
+// answering), nor for a while after requests queued up behind each other (channel.hpp, "Paused
+// polling"): requests in parallel want every CPU for the callers and the workers, and polling
 // there cost about a tenth of the IOPS at depth 16.
 // The other workers block in read(2) as above and take requests while worker 0 is busy with one.
 // With io_uring the /dev/fuse workers only see FORGET and INTERRUPT and never poll; each queue
