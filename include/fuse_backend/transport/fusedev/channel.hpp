@@ -242,8 +242,9 @@ class Channel final : public ReplySink {
   // then sleeps at once whenever the queue runs empty, for its next poll_pause_requests requests
   // (renewed by every such streak). Measured with fio, 16 random 4 KiB reads in flight on tmpfs,
   // 2 CPUs: 0.2-0.5 sched_yield and as many empty reads per request before, none now, and more
-  // IOPS in 4 of 6 alternating rounds (85-105k before, 89-101k now); one request at a time
-  // (psync) keeps its polling and figure (38.5-40.2k and 38.1-40.7k IOPS).
+  // IOPS in each of 8 alternating rounds (79-92k before, 93-100k now, libfuse 90-97k); one
+  // request at a time (psync) keeps its polling and its figure (35.7-41.5k IOPS before,
+  // 34.6-41.1k now, in 4 rounds).
   Result<Reader> receive(api::BackingFiles* backing, const std::atomic<bool>* stop = nullptr) noexcept;
   // From now on receive() never waits: it returns a request already queued, or EAGAIN (the fd
   // becomes non-blocking, busy polling ends). For draining at a stop. False when the fd cannot
