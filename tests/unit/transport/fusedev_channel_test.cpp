@@ -47,6 +47,12 @@ std::string as_string(std::span<const std::byte> bytes) {
   return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
+// The next message channel.receive() returns, as text ("error" when it fails).
+std::string receive_text(fusedev::Channel& channel, const std::atomic<bool>* stop = nullptr) {
+  auto reader = channel.receive(nullptr, stop);
+  return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+}
+
 struct Pipe {
   UniqueFd read_end;
   UniqueFd write_end;
@@ -544,8 +550,7 @@ TEST(FusedevChannel, InterruptedReadIsRetriedUntilTheStopFlagIsSet) {
   auto first = std::async(std::launch::async, [&] {
     reader_thread = ::pthread_self();
     ready = true;
-    auto reader = channel.receive(nullptr, &stop);
-    return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+    return receive_text(channel, &stop);
   });
   while (!ready) std::this_thread::yield();
   for (int i = 0; i < 5; ++i) {  // EINTR without stop: read again
@@ -567,10 +572,7 @@ TEST(FusedevChannel, BusyPollingWaitsForTheNextMessage) {
   Pipe pipe;
   fusedev::Channel channel(pipe.read_end.get(), 0, {.busy_poll = std::chrono::milliseconds(5)});
   for (const auto delay : {std::chrono::milliseconds(1), std::chrono::milliseconds(50)}) {
-    auto received = std::async(std::launch::async, [&] {
-      auto reader = channel.receive(nullptr);
-      return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
-    });
+    auto received = std::async(std::launch::async, [&] { return receive_text(channel); });
     std::this_thread::sleep_for(delay);
     ASSERT_EQ(::write(pipe.write_end.get(), "next", 4), 4);
     EXPECT_EQ(received.get(), "next") << "after " << delay.count() << " ms";
@@ -590,8 +592,7 @@ AwakeThenReceived awake_before_sleeping(fusedev::Channel& channel, int send_fd,
   std::promise<std::pair<pid_t, std::chrono::steady_clock::time_point>> receiving;
   auto received = std::async(std::launch::async, [&] {
     receiving.set_value({::gettid(), std::chrono::steady_clock::now()});
-    auto reader = channel.receive(nullptr);
-    return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
+    return receive_text(channel);
   });
   const auto [tid, since] = receiving.get_future().get();
   while (!fuse_backend::testing::sleeps(tid) &&
@@ -645,21 +646,17 @@ TEST(FusedevChannel, BusyPollingPausesWhileRequestsQueueUp) {
   const auto queue = [&](std::string_view message) {
     EXPECT_EQ(::write(kernel.get(), message.data(), message.size()), static_cast<ssize_t>(message.size()));
   };
-  const auto take_queued = [&] {
-    auto reader = channel.receive(nullptr);
-    return reader ? as_string(reader->read_bytes(reader->remaining())) : std::string("error");
-  };
 
   queue("alone");
-  EXPECT_EQ(take_queued(), "alone");
+  EXPECT_EQ(receive_text(channel), "alone");
   auto next = awake_before_sleeping(channel, kernel.get(), window);
   EXPECT_EQ(next.received, "next");
   EXPECT_GE(next.awake, window) << "one queued request paused the polling";
 
   queue("first");
   queue("second");
-  EXPECT_EQ(take_queued(), "first");
-  EXPECT_EQ(take_queued(), "second");
+  EXPECT_EQ(receive_text(channel), "first");
+  EXPECT_EQ(receive_text(channel), "second");
   for (unsigned taken = 0; taken < fusedev::poll_pause_requests; ++taken) {
     next = awake_before_sleeping(channel, kernel.get(), window);
     EXPECT_EQ(next.received, "next");
