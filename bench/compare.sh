@@ -14,12 +14,14 @@
 #
 #   --quick       small sizes, about 2-3 minutes in all (the default)
 #   --full        larger files and longer random runs, about 10 minutes
-#   --runs N      repeat every target N times, alternating targets, and report each figure's best
-#                 run (other load on the machine only ever slows a run down); default 1
+#   --runs N      repeat every job N times and report each figure's best run (other load on the
+#                 machine only ever slows a run down); default 1. Every target is mounted at once
+#                 and the targets take turns job by job, each run starting with the next target
 #   --build-dir   where to build our release binary (default: the release preset, build/release)
 #   --work-dir    a directory on the disk to measure (default /var/tmp); a fresh
 #                 compare.XXXXXX directory is made inside and removed at the end
-#   --ram-disk SIZE  measure on an ext4 file system on a new zram block device of SIZE (e.g. 2G),
+#   --ram-disk SIZE  measure on an ext4 file system on a new zram block device of SIZE (e.g. 2G;
+#                 it must hold every target's sequential file at once: 3G for --quick),
 #                 made for the run and removed afterwards, instead of on --work-dir's disk: a
 #                 disk with nothing cached below this kernel. A VM's virtual disk is cached by
 #                 its host, so there "cold" reads run at disk or at memory speed depending on
@@ -69,7 +71,9 @@ while (($#)); do
 done
 [[ -z $work_parent || -z $ram_disk_size ]] || die "--work-dir and --ram-disk exclude each other"
 work_parent=${work_parent:-/var/tmp}
-for target in $targets; do
+read -r -a target_list <<<"$targets"
+((${#target_list[@]})) || die "--targets needs at least one target"
+for target in "${target_list[@]}"; do
   [[ " native libfuse ours ours+backing ours+uring " == *" $target "* ]] || die "unknown target '$target'"
 done
 ((EUID == 0)) || die "run as root: it drops the page cache and mounts"
@@ -91,31 +95,37 @@ else
   tree=(usr/include)
 fi
 
+if [[ -n $ram_disk_size ]]; then
+  ram_needed=$((${#target_list[@]} * $(numfmt --from=iec "$seq_size") + (512 << 20)))
+  (($(numfmt --from=iec "$ram_disk_size") >= ram_needed)) ||
+    die "--ram-disk $ram_disk_size cannot hold ${#target_list[@]} sequential files of $seq_size: give it $(numfmt --to=iec "$ram_needed")"
+fi
+
 # --- state and cleanup ------------------------------------------------------------------------
 work=
 tmpfs=
 tools=
-daemon_pid=
-daemon_mnt=
+declare -A dir_of=() pid_of=()   # per target served now: where its workloads run, its daemon
 
-# Unmounts the daemon's mount point and waits for the daemon to go (both daemons end when their
-# mount goes away); a daemon still alive after 10 s gets SIGKILL. Only the pid we started.
+# Unmounts $1's mount point and waits for its daemon to go (both daemons end when their mount
+# goes away); a daemon still alive after 10 s gets SIGKILL. Only the pid we started.
 stop_daemon() {
-  [[ -n $daemon_pid ]] || return 0
-  if mountpoint -q "$daemon_mnt"; then
-    umount "$daemon_mnt" 2>/dev/null || umount -l "$daemon_mnt" 2>/dev/null || true
+  local pid=${pid_of[$1]:-} mnt=${dir_of[$1]:-}
+  [[ -n $pid ]] || return 0
+  if mountpoint -q "$mnt"; then
+    umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
   fi
   local status=0
   for _ in $(seq 100); do
-    kill -0 "$daemon_pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  if kill -0 "$daemon_pid" 2>/dev/null; then
-    echo "compare.sh: daemon $daemon_pid did not exit after the unmount; killing it" >&2
-    kill -KILL "$daemon_pid" 2>/dev/null || true
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "compare.sh: daemon $pid did not exit after the unmount; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
   fi
-  wait "$daemon_pid" 2>/dev/null || status=$?
-  daemon_pid=
+  wait "$pid" 2>/dev/null || status=$?
+  unset "pid_of[$1]"
   return "$status"
 }
 
@@ -127,7 +137,8 @@ ram_disk=      # the zram device number, once added
 ram_mount=
 
 cleanup() {
-  stop_daemon || true
+  local served
+  for served in "${!pid_of[@]}"; do stop_daemon "$served" || true; done
   [[ -n $uring_before ]] && { echo "$uring_before" >"$uring_parameter" 2>/dev/null || true; }
   [[ -n $pipe_before ]] && { echo "$pipe_before" >"$pipe_parameter" 2>/dev/null || true; }
   [[ -n $tmpfs ]] && { umount "$tmpfs" 2>/dev/null || true; }
@@ -194,9 +205,9 @@ clk_tck=$(getconf CLK_TCK)
 
 # utime + stime of the daemon (all its threads), in clock ticks; 0 for native.
 cpu_ticks() {
-  [[ -n $daemon_pid ]] || { echo 0; return; }
+  [[ -n ${pid_of[$target]:-} ]] || { echo 0; return; }
   local fields
-  read -r -a fields < <(sed 's/.*) //' "/proc/$daemon_pid/stat")
+  read -r -a fields < <(sed 's/.*) //' "/proc/${pid_of[$target]}/stat")
   echo $((fields[11] + fields[12]))  # fields 14 and 15 of stat(5), counted from field 3
 }
 
@@ -240,30 +251,35 @@ run_fio() {
 
 seconds_now() { date +%s.%N; }
 
-# Sequential, metadata and untar workloads on $dir (the disk).
-run_disk_workloads() {
-  local common=(--ioengine=psync --invalidate=0)
-  echo "compare.sh: [$target] sequential 1 MiB" >&2
-  rm -f "$dir/fio.dat"
-  run_fio seq_write_fsync mib "${common[@]}" --rw=write --bs=1M --size="$seq_size" \
-          --fallocate=none --end_fsync=1
-  run_fio seq_write_cached mib "${common[@]}" --rw=write --bs=1M --size="$seq_size" \
-          --loops="$cached_loops"
-  drop_caches 3
-  run_fio seq_read_cold mib "${common[@]}" --rw=read --bs=1M --size="$seq_size"
-  # fio, like cat and cp, calls posix_fadvise(SEQUENTIAL), which doubles a file's readahead;
-  # Linux does not pass it on to a FUSE passthrough backing file (bench/README.md), so the
-  # same read without the hint shows what that costs.
-  drop_caches 3
-  run_fio seq_read_cold_nohint mib "${common[@]}" --rw=read --bs=1M --size="$seq_size" --fadvise_hint=0
-  run_fio seq_read_cached mib "${common[@]}" --rw=read --bs=1M --size="$seq_size" \
-          --loops="$cached_loops"
-  run_random_workloads ""
-  rm -f "$dir/fio.dat"
+# The targets in this run's order, set by the main loop: each run starts with the next one, so
+# that no target always follows the same other one.
+order=()
 
-  run_metadata_workloads ""
+# Runs "$@" once for each target, in turn, with $target and $dir set: the targets are measured
+# job by job, each job seconds apart on every target, so that this VM's drift in speed (up to 2x
+# over minutes, bench/README.md) falls on all of them alike. Before session 16 each target ran
+# all its jobs in a row, a minute apart from the next target's same job.
+each_target() {
+  for target in "${order[@]}"; do
+    dir=${dir_of[$target]:-}
+    "$@"
+  done
+}
 
-  echo "compare.sh: [$target] untar ($tree_files files)" >&2
+# Cold sequential read (KEY, fio ARGS...): from the disk, whatever the job before left cached.
+read_cold() {
+  drop_caches 3
+  run_fio "$1" mib "${@:2}"
+}
+
+# Cached sequential read (fio ARGS...): one untimed pass first, since another target's cold read
+# may have dropped this file's pages since its own.
+read_cached() {
+  cat "$dir/fio.dat" >/dev/null
+  run_fio seq_read_cached mib "$@"
+}
+
+untar() {
   mkdir "$dir/untar"
   settle
   local start end
@@ -274,12 +290,33 @@ run_disk_workloads() {
   rm -rf "$dir/untar"
 }
 
-# The metadata workload on $dir, keys suffixed with $1.
-run_metadata_workloads() {
-  local suffix=$1
-  echo "compare.sh: [$target] metadata, $file_count files${suffix:+, tmpfs source}" >&2
+# Sequential, random, metadata and untar workloads on every target's directory on the disk.
+run_disk_workloads() {
+  local common=(--ioengine=psync --invalidate=0)
+  echo "compare.sh: sequential 1 MiB" >&2
+  each_target run_fio seq_write_fsync mib "${common[@]}" --rw=write --bs=1M --size="$seq_size" \
+              --fallocate=none --end_fsync=1
+  each_target run_fio seq_write_cached mib "${common[@]}" --rw=write --bs=1M --size="$seq_size" \
+              --loops="$cached_loops"
+  each_target read_cold seq_read_cold "${common[@]}" --rw=read --bs=1M --size="$seq_size"
+  # fio, like cat and cp, calls posix_fadvise(SEQUENTIAL), which doubles a file's readahead;
+  # Linux does not pass it on to a FUSE passthrough backing file (bench/README.md), so the
+  # same read without the hint shows what that costs.
+  each_target read_cold seq_read_cold_nohint "${common[@]}" --rw=read --bs=1M --size="$seq_size" \
+              --fadvise_hint=0
+  each_target read_cached "${common[@]}" --rw=read --bs=1M --size="$seq_size" --loops="$cached_loops"
+  run_random_workloads ""
+  run_metadata_workloads ""
+  echo "compare.sh: untar ($tree_files files)" >&2
+  each_target untar
+}
+
+# The metadata phases on $dir, keys suffixed with $1. One target runs all four before the next:
+# each phase starts from what the one before it left (and stat from dropped dentries, which would
+# drop the other targets' too).
+metadata_phases() {
+  local suffix=$1 phase out
   mkdir "$dir/meta"
-  local phase out
   for phase in create stat readdir unlink; do
     settle
     # Drop dentries and inodes before stat: every stat is then a lookup (a LOOKUP for FUSE), not
@@ -291,43 +328,50 @@ run_metadata_workloads() {
   rmdir "$dir/meta"
 }
 
-# Random 4 KiB I/O on $dir/fio.dat (within its first rand_size bytes), keys suffixed with $1.
-# O_DIRECT on the mount, so that every I/O is a request to the daemon and not a page-cache hit.
+run_metadata_workloads() {
+  echo "compare.sh: metadata, $file_count files${1:+, tmpfs source}" >&2
+  each_target metadata_phases "$1"
+}
+
+# Random 4 KiB I/O on every target's fio.dat (within its first rand_size bytes), keys suffixed
+# with $1. O_DIRECT on the mount, so that every I/O is a request to the daemon and not a
+# page-cache hit.
 run_random_workloads() {
   local suffix=$1
-  echo "compare.sh: [$target] random 4 KiB, O_DIRECT${suffix:+, tmpfs source}" >&2
+  echo "compare.sh: random 4 KiB, O_DIRECT${suffix:+, tmpfs source}" >&2
   local random=(--bs=4k --size="$rand_size" --direct=1 --invalidate=0 --time_based
                 --runtime="$rand_runtime" --norandommap --randrepeat=0)
   local aio=(--ioengine=libaio --iodepth=16)
-  run_fio "rand_read_psync$suffix" iops --ioengine=psync --rw=randread "${random[@]}"
-  run_fio "rand_write_psync$suffix" iops --ioengine=psync --rw=randwrite "${random[@]}"
-  run_fio "rand_read_aio16$suffix" iops "${aio[@]}" --rw=randread "${random[@]}"
-  run_fio "rand_write_aio16$suffix" iops "${aio[@]}" --rw=randwrite "${random[@]}"
+  each_target run_fio "rand_read_psync$suffix" iops --ioengine=psync --rw=randread "${random[@]}"
+  each_target run_fio "rand_write_psync$suffix" iops --ioengine=psync --rw=randwrite "${random[@]}"
+  each_target run_fio "rand_read_aio16$suffix" iops "${aio[@]}" --rw=randread "${random[@]}"
+  each_target run_fio "rand_write_aio16$suffix" iops "${aio[@]}" --rw=randwrite "${random[@]}"
 }
 
-# Starts a daemon (its command line in "$@", serving $src on $dir) and waits for the mount.
+# Starts $target's daemon (its command line in "$@", serving $src on $dir) and waits for the mount.
 start_daemon() {
   "$@" &
-  daemon_pid=$!
-  daemon_mnt=$dir
+  pid_of[$target]=$!
   for _ in $(seq 100); do
     mountpoint -q "$dir" && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || die "[$target] daemon exited before mounting: $*"
+    kill -0 "${pid_of[$target]}" 2>/dev/null || die "[$target] daemon exited before mounting: $*"
     sleep 0.1
   done
   die "[$target] $dir not mounted after 10 s"
 }
 
-# Makes $src under $1 and, for a FUSE target, mounts it on a fresh directory; sets $dir to where
-# the workloads run.
+# Makes $target's source directory under $1 and, for a FUSE target, mounts it on a fresh
+# directory; dir_of[$target] is where its workloads run.
 serve() {
-  local base=$1 name=${target//+/-}
+  local base=$1 name=${target//+/-} src
   src=$base/src-$name
   dir=$src
   mkdir "$src"
+  dir_of[$target]=$dir
   [[ $target == native ]] && return 0
   dir=$base/mnt-$name
   mkdir "$dir"
+  dir_of[$target]=$dir
   case $target in
     libfuse)
       # -f: stay in the foreground so that $! is the daemon. Multithreaded (no -s) and the
@@ -341,9 +385,11 @@ serve() {
 }
 
 unserve() {
-  stop_daemon || die "[$target] the daemon did not exit cleanly (status $?)"
+  stop_daemon "$target" || die "[$target] the daemon did not exit cleanly (status $?)"
+  local src=$1/src-${target//+/-}
   rm -rf --one-file-system "$src"
   [[ $dir == "$src" ]] || rmdir "$dir"
+  unset "dir_of[$target]"
 }
 
 # --- the run ----------------------------------------------------------------------------------
@@ -363,17 +409,22 @@ if [[ -n $pipe_max_size ]]; then
 fi
 tmpfs=$work/tmpfs
 mkdir "$tmpfs"
-mount -t tmpfs -o "size=$(($(numfmt --from=iec "$rand_size") + (64 << 20)))" compare_tmpfs "$tmpfs"
+# Every target's random file at once, and room for the metadata files.
+mount -t tmpfs -o "size=$((${#target_list[@]} * $(numfmt --from=iec "$rand_size") + (64 << 20)))" \
+      compare_tmpfs "$tmpfs"
 for run in $(seq "$runs"); do
-  for target in $targets; do
-    ((runs == 1)) || echo "compare.sh: run $run of $runs" >&2
-    serve "$work"
-    run_disk_workloads
-    unserve
-    serve "$tmpfs"
-    run_random_workloads _tmpfs
-    run_metadata_workloads _tmpfs
-    unserve
+  ((runs == 1)) || echo "compare.sh: run $run of $runs" >&2
+  first=$(((run - 1) % ${#target_list[@]}))
+  order=("${target_list[@]:first}" "${target_list[@]:0:first}")
+  for base in "$work" "$tmpfs"; do
+    each_target serve "$base"
+    if [[ $base == "$work" ]]; then
+      run_disk_workloads
+    else
+      run_random_workloads _tmpfs
+      run_metadata_workloads _tmpfs
+    fi
+    each_target unserve "$base"
   done
 done
 
