@@ -105,7 +105,8 @@ fi
 work=
 tmpfs=
 tools=
-declare -A dir_of=() pid_of=()   # per target served now: where its workloads run, its daemon
+# Per target served now: its source directory, where its workloads run, its daemon.
+declare -A src_of=() dir_of=() pid_of=()
 
 # Unmounts $1's mount point and waits for its daemon to go (both daemons end when their mount
 # goes away); a daemon still alive after 10 s gets SIGKILL. Only the pid we started.
@@ -363,14 +364,12 @@ start_daemon() {
 # Makes $target's source directory under $1 and, for a FUSE target, mounts it on a fresh
 # directory; dir_of[$target] is where its workloads run.
 serve() {
-  local base=$1 name=${target//+/-} src
-  src=$base/src-$name
-  dir=$src
+  local name=${target//+/-} src
+  src=$1/src-$name
+  src_of[$target]=$src
   mkdir "$src"
-  dir_of[$target]=$dir
-  [[ $target == native ]] && return 0
-  dir=$base/mnt-$name
-  mkdir "$dir"
+  dir=$src
+  [[ $target == native ]] || { dir=$1/mnt-$name; mkdir "$dir"; }
   dir_of[$target]=$dir
   case $target in
     libfuse)
@@ -386,10 +385,9 @@ serve() {
 
 unserve() {
   stop_daemon "$target" || die "[$target] the daemon did not exit cleanly (status $?)"
-  local src=$1/src-${target//+/-}
-  rm -rf --one-file-system "$src"
-  [[ $dir == "$src" ]] || rmdir "$dir"
-  unset "dir_of[$target]"
+  rm -rf --one-file-system "${src_of[$target]}"
+  [[ $dir == "${src_of[$target]}" ]] || rmdir "$dir"
+  unset "dir_of[$target]" "src_of[$target]"
 }
 
 # --- the run ----------------------------------------------------------------------------------
@@ -416,16 +414,13 @@ for run in $(seq "$runs"); do
   ((runs == 1)) || echo "compare.sh: run $run of $runs" >&2
   first=$(((run - 1) % ${#target_list[@]}))
   order=("${target_list[@]:first}" "${target_list[@]:0:first}")
-  for base in "$work" "$tmpfs"; do
-    each_target serve "$base"
-    if [[ $base == "$work" ]]; then
-      run_disk_workloads
-    else
-      run_random_workloads _tmpfs
-      run_metadata_workloads _tmpfs
-    fi
-    each_target unserve "$base"
-  done
+  each_target serve "$work"
+  run_disk_workloads
+  each_target unserve
+  each_target serve "$tmpfs"
+  run_random_workloads _tmpfs
+  run_metadata_workloads _tmpfs
+  each_target unserve
 done
 
 # --- the table --------------------------------------------------------------------------------
